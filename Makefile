@@ -1,0 +1,35 @@
+# identlab: `make sweep` (the main job) and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HYPOTHESIS_PROFILE ?= ci
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: install test test-all lint sweep bench reproduce teach clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip >/dev/null
+	$(PY) -m pip install -e ".[dev,slurm]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)            ## the test suite without the slow end-to-end runs
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(STAMP)        ## everything, slow end-to-end runs included
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check identlab tests
+
+sweep: $(STAMP)           ## the default phase-diagram sweeps -> reports/
+	$(PY) -m identlab sweep-all --out runs/sweeps --reports reports
+
+bench: $(STAMP)           ## speed benchmark -> reports/bench.md
+	$(PY) -m identlab bench --out reports/bench.md
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

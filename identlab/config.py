@@ -1,0 +1,186 @@
+"""The run configuration: one frozen dataclass tree, the single home of every default.
+
+Load with :func:`load_run` (a YAML path or mapping plus ``key=value`` overrides). The
+kind-polymorphic sections (latent, dynamics, mixer, encoder, objective, predictor) are
+resolved through the registries once, here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import dynamics as _dyn
+from . import encoders as _enc
+from . import latents as _lat
+from . import mixers as _mix
+from . import objectives as _obj
+from .registry import DYNAMICS, ENCODERS, LATENTS, MIXERS, OBJECTIVES, PREDICTORS
+from .schema import ConfigError, build, interval, param, to_dict
+
+__all__ = ["WorldConfig", "LearnerConfig", "TrainConfig", "EvalConfig", "RunConfig",
+           "load_run", "load_yaml", "apply_overrides", "parse_overrides", "config_hash",
+           "ConfigError"]
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """A world: latent law · dynamics · mixer in ``dim`` latent dimensions."""
+
+    dim: int = param(2, check=interval(1), doc="latent dimension N")
+    latent: Any = param(registry=LATENTS, factory=lambda: _lat.Gennorm.Params(alpha=2.0),
+                        doc="latent law p(z)")
+    dynamics: Any = param(registry=DYNAMICS, factory=lambda: _dyn.OU.Params(rho=0.95),
+                          doc="transition z_t -> z_{t+1}")
+    mixer: Any = param(registry=MIXERS, factory=lambda: _mix.MLPMixer.Params(depth=3),
+                       doc="observation map x = g(z)")
+
+    def __post_init__(self) -> None:
+        _lat.check_dim(self.latent, self.dim, "world.latent")
+        _dyn.check_compat(self.dynamics, self.latent, self.dim, "world.dynamics")
+        _mix.check_compat(self.mixer, self.dim, "world.mixer")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Encoder f, optional predictor P, and the objective."""
+
+    encoder: Any = param(registry=ENCODERS, factory=lambda: _enc.MLPEncoder.Params(),
+                         doc="encoder f: x -> h")
+    objective: Any = param(registry=OBJECTIVES, factory=lambda: _obj.LeJEPA.Params(),
+                           doc="training loss")
+    predictor: Any = param(registry=PREDICTORS, factory=lambda: _enc.IdentityPredictor.Params(),
+                           doc="predictor P applied to the t-view")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: AdamW, lr constant then cosine decay to 0 (the paper's schedule)."""
+
+    steps: int = param(2000, check=interval(1), doc="optimizer steps")
+    batch: int = param(256, check=interval(2), doc="pairs per step")
+    lr: float = param(3e-3, check=interval(0.0, lo_open=True), doc="peak learning rate")
+    weight_decay: float = param(0.0, check=interval(0.0), doc="AdamW decoupled weight decay")
+    betas: tuple[float, ...] = param((0.9, 0.999), check=interval(0.0, 1.0, hi_open=True),
+                                     doc="AdamW (beta1, beta2)")
+    eps: float = param(1e-8, check=interval(0.0, lo_open=True), doc="AdamW epsilon")
+    warmup: int = param(0, check=interval(0), doc="linear warm-up steps")
+    decay_start: float = param(0.5, check=interval(0.0, 1.0),
+                               doc="fraction of steps at constant lr before cosine decay")
+    data_chunk: int = param(25, check=interval(1),
+                            doc="steps of data drawn per generator call (part of the "
+                                "random stream, so it is part of the config)")
+
+    def __post_init__(self) -> None:
+        if len(self.betas) != 2:
+            raise ConfigError("train.betas", f"= {list(self.betas)}: needs 2 entries")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation set (its own random stream)."""
+
+    n: int = param(10000, check=interval(1), doc="evaluation pairs")
+    fit_fraction: float = param(0.5, check=interval(0.0, 1.0, lo_open=True, hi_open=True),
+                                doc="share of the eval set used to fit regressions")
+    knn: int = param(10, check=interval(1), doc="neighbours for the nonlinear R²")
+    sigreg_slices: int = param(1024, check=interval(1), doc="slices for sigreg_stat")
+
+    def __post_init__(self) -> None:
+        n_fit = int(self.n * self.fit_fraction)
+        if min(n_fit, self.n - n_fit) < max(20, self.knn + 1):
+            raise ConfigError("eval.n", f"= {self.n}: too small for a held-out split "
+                              f"(fit_fraction {self.fit_fraction}); use at least "
+                              f"{int(2 * max(20, self.knn + 1) / min(self.fit_fraction, 1 - self.fit_fraction)) + 1}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: a world, a learner, a training budget, an eval set, a seed."""
+
+    seed: int = param(0, check=interval(0), doc="root of every random stream")
+    world: WorldConfig = param(factory=WorldConfig, doc="the data-generating world")
+    learner: LearnerConfig = param(factory=LearnerConfig, doc="encoder, predictor, loss")
+    train: TrainConfig = param(factory=TrainConfig, doc="optimisation")
+    eval: EvalConfig = param(factory=EvalConfig, doc="evaluation")
+
+    def with_seed(self, seed: int) -> "RunConfig":
+        return replace(self, seed=seed)
+
+
+# ---------------------------------------------------------------- loading
+def load_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config", f"{str(path)!r}: no such file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise ConfigError("config", f"{str(path)!r}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"{str(path)!r}: top level must be a mapping")
+    return data
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``[("a.b", 1), ("c", [1, 2])]`` (values as YAML)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(item, "override must look like key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip(), value))
+    return out
+
+
+def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
+    """Set dotted keys in a nested dict (copied). Changing a section's ``kind`` resets
+    that section to ``{kind: new}`` first, so parameters of the old kind do not leak."""
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    ordered = sorted(overrides, key=lambda kv: not kv[0].endswith(".kind"))
+    for key, value in ordered:
+        parts = key.split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if isinstance(nxt, str) and i == len(parts) - 2:  # "latent: gaussian" shorthand
+                nxt = {"kind": nxt}
+            if not isinstance(nxt, dict):
+                nxt = {}
+            node[part] = nxt
+            node = nxt
+        last = parts[-1]
+        if last == "kind" and node.get("kind") not in (None, value):
+            node.clear()
+        node[last] = value
+    return data
+
+
+def load_run(source: str | Path | dict | None = None,
+             overrides: list[str] | list[tuple[str, Any]] | None = None) -> RunConfig:
+    """Validate a run config from a YAML path or mapping plus overrides."""
+    data = {} if source is None else (dict(source) if isinstance(source, dict)
+                                      else load_yaml(source))
+    if overrides:
+        pairs = parse_overrides(overrides) if isinstance(overrides[0], str) else overrides
+        data = apply_overrides(data, pairs)  # type: ignore[arg-type]
+    return build(RunConfig, data)
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """Stable hash of the fully resolved config (seed included), key order irrelevant."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,172 @@
+"""Encoders f: x -> h and predictors P, as batched functional modules.
+
+Parameters of K members live in one dict of stacked tensors (leading axis K). An encoder
+class builds one member's parameters from an explicit generator (``init``) and applies a
+whole ensemble with batched matmuls (``apply``), so K models train as one program.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from .registry import ENCODERS, PREDICTORS
+from .schema import ConfigError, interval, param
+
+__all__ = ["Encoder", "MLPEncoder", "MatchedEncoder", "IdentityPredictor", "LinearPredictor",
+           "stack_params"]
+
+Params = dict[str, torch.Tensor]
+
+
+def stack_params(members: list[Params]) -> Params:
+    return {k: torch.stack([m[k] for m in members]) for k in members[0]}
+
+
+def _uniform(shape, bound, g):
+    return (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
+
+
+class Encoder:
+    kind: ClassVar[str]
+
+    def __init__(self, params, in_dim: int, out_dim: int) -> None:
+        self.params = params
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+
+    def init(self, g: torch.Generator) -> Params:
+        raise NotImplementedError
+
+    @staticmethod
+    def apply(p: Params, x: torch.Tensor) -> torch.Tensor:  # (K, M, D) -> (K, M, N)
+        raise NotImplementedError
+
+    def signature(self) -> tuple:
+        """What must agree for members to share one batched program."""
+        return (self.kind, self.in_dim, self.out_dim, *self._shape())
+
+    def _shape(self) -> tuple:
+        return ()
+
+
+@ENCODERS.register("mlp")
+class MLPEncoder(Encoder):
+    """(Linear → GELU) × depth, then a Linear head to the latent dim. PyTorch's default
+    init (U(±1/√fan_in) for weights and biases), drawn from the member's generator."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "mlp"
+        hidden: int = param(256, check=interval(1), doc="width of hidden layers")
+        depth: int = param(4, check=interval(1), doc="number of Linear-GELU blocks")
+
+    def _shape(self):
+        return (self.params.hidden, self.params.depth)
+
+    def init(self, g):
+        dims = [self.in_dim] + [self.params.hidden] * self.params.depth + [self.out_dim]
+        out = {}
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            bound = 1.0 / math.sqrt(a)
+            out[f"w{i}"] = _uniform((a, b), bound, g).float()
+            out[f"b{i}"] = _uniform((1, b), bound, g).float()
+        return out
+
+    @staticmethod
+    def apply(p, x):
+        n_layers = len(p) // 2
+        for i in range(n_layers):
+            x = torch.baddbmm(p[f"b{i}"], x, p[f"w{i}"])  # (K, M, width)
+            if i < n_layers - 1:
+                x = F.gelu(x)
+        return x
+
+
+@ENCODERS.register("matched")
+class MatchedEncoder(Encoder):
+    """The exact inverse architecture of the ``coupling`` mixer: layers in reverse order,
+    each b ← b − tanh(a W_l) with learnable W_l (initialised like the mixer: gain·Q).
+    Volume preserving; recovers z exactly when W_l equal the mixer's."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "matched"
+        depth: int = param(4, check=interval(1), doc="coupling layers (match the mixer)")
+        gain: float = param(2.0, check=interval(0.0), doc="initial W = gain·Q")
+
+    def __init__(self, params, in_dim, out_dim):
+        super().__init__(params, in_dim, out_dim)
+        if in_dim != out_dim or in_dim % 2:
+            raise ConfigError("learner.encoder.kind",
+                              f"= 'matched': needs an even observation dim equal to the "
+                              f"latent dim, got {in_dim} -> {out_dim}")
+
+    def _shape(self):
+        return (self.params.depth,)
+
+    def init(self, g):
+        half = self.in_dim // 2
+        ws = []
+        for _ in range(self.params.depth):
+            a = torch.randn(half, half, generator=g, dtype=torch.float64)
+            q, r = torch.linalg.qr(a)
+            ws.append(q * torch.sign(torch.diagonal(r)))
+        return {"W": (self.params.gain * torch.stack(ws)).float()}  # (L, h, h)
+
+    @staticmethod
+    def apply(p, x):
+        W = p["W"]  # (K, L, h, h)
+        h = x.shape[-1] // 2
+        for i in reversed(range(W.shape[1])):
+            a, b = (x[..., :h], x[..., h:]) if i % 2 == 0 else (x[..., h:], x[..., :h])
+            b = b - torch.tanh(torch.bmm(a, W[:, i]))
+            x = torch.cat([a, b] if i % 2 == 0 else [b, a], dim=-1)
+        return x
+
+
+class Predictor:
+    kind: ClassVar[str]
+
+    def __init__(self, params, dim: int) -> None:
+        self.params = params
+        self.dim = dim
+
+    def init(self, g: torch.Generator) -> Params:
+        return {}
+
+    @staticmethod
+    def apply(p: Params, h: torch.Tensor) -> torch.Tensor:
+        return h
+
+    def signature(self) -> tuple:
+        return (self.kind,)
+
+
+@PREDICTORS.register("identity")
+class IdentityPredictor(Predictor):
+    """P(h) = h."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "identity"
+
+
+@PREDICTORS.register("linear")
+class LinearPredictor(Predictor):
+    """P(h) = h A + c, initialised at the identity."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "linear"
+
+    def init(self, g):
+        return {"pA": torch.eye(self.dim), "pc": torch.zeros(1, self.dim)}
+
+    @staticmethod
+    def apply(p, h):
+        return torch.baddbmm(p["pc"], h, p["pA"])

@@ -1,0 +1,376 @@
+"""Frozen invertible mixers g: z -> x (DESIGN §3).
+
+A mixer is built once from an explicit generator and never trained. Its weights live in
+``self.weights`` (a dict of tensors); the maths lives in the static methods
+``apply(weights, z)`` and ``apply_inverse(weights, x)``, which take weights with a
+leading member axis K and inputs of shape (K, M, N). ``stack`` joins K mixers of one kind
+so a whole ensemble is mixed in one batched call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+
+from .registry import MIXERS
+from .schema import ConfigError, interval, param
+
+__all__ = ["Mixer", "MLPMixer", "Coupling", "Spiral", "Banana", "Sinusoid", "Identity",
+           "Linear", "stack_weights"]
+
+Weights = dict[str, torch.Tensor]
+
+
+class Mixer:
+    """Base class of a frozen mixer for one member."""
+
+    kind: ClassVar[str]
+    two_d: ClassVar[bool] = False
+    has_inverse: ClassVar[bool] = True
+
+    def __init__(self, params, dim: int, rng: np.random.Generator) -> None:
+        self.params = params
+        self.dim = dim
+        self.weights: Weights = {}
+        self.cond: list[float] = []  # realized condition numbers, where meaningful
+
+    @property
+    def out_dim(self) -> int:
+        return self.dim
+
+    @staticmethod
+    def apply(weights: Weights, z: torch.Tensor) -> torch.Tensor:  # (K, M, N) -> (K, M, D)
+        raise NotImplementedError
+
+    @staticmethod
+    def apply_inverse(weights: Weights, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ---- single-member convenience (numpy or torch in, same out) ---------
+    def forward(self, z):
+        return self._one(type(self).apply, z)
+
+    def inverse(self, x):
+        if not self.has_inverse:
+            raise NotImplementedError(f"mixer {self.kind!r} has no exact inverse")
+        return self._one(type(self).apply_inverse, x)
+
+    def _one(self, fn, a):
+        is_np = isinstance(a, np.ndarray)
+        t = torch.as_tensor(a)
+        if not t.is_floating_point():
+            t = t.double()
+        w = {k: v.to(dtype=t.dtype, device=t.device)[None] for k, v in self.weights.items()}
+        out = fn(w, t[None])[0]
+        return out.cpu().numpy() if is_np else out
+
+    def info(self) -> dict:
+        return {"kind": self.kind, "cond": [round(c, 4) for c in self.cond]}
+
+
+def stack_weights(mixers: list[Mixer], device, dtype=torch.float32) -> Weights:
+    """Stack the weights of K same-kind mixers along a new leading axis."""
+    keys = mixers[0].weights.keys()
+    return {k: torch.stack([m.weights[k] for m in mixers]).to(device=device, dtype=dtype)
+            for k in keys}
+
+
+def _leaky(x, slope):
+    return torch.where(x >= 0, x, slope * x)
+
+
+def _normalized_uniform(n: int, rng: np.random.Generator) -> np.ndarray:
+    w = rng.uniform(-1.0, 1.0, size=(n, n))
+    return w / np.linalg.norm(w, axis=0, keepdims=True)
+
+
+@MIXERS.register("mlp")
+class MLPMixer(Mixer):
+    """The Hyvärinen/Zimmermann invertible MLP: L square layers, no bias.
+
+    Entries U(−1, 1), columns L2-normalized, each layer redrawn until its condition
+    number is at most ``cond_threshold`` (or, if null, the ``cond_quantile`` of
+    ``cond_draws`` random draws); leaky-ReLU between layers, none after the last.
+    """
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "mlp"
+        depth: int = param(3, check=interval(1), doc="number of square layers L")
+        slope: float = param(0.2, check=interval(0.0, 1.0, lo_open=True),
+                             doc="leaky-ReLU negative slope between layers")
+        cond_threshold: float | None = param(None, check=interval(1.0),
+                                             doc="max condition number per layer")
+        cond_quantile: float = param(0.25, check=interval(0.0, 1.0, lo_open=True),
+                                     doc="threshold = this quantile of random draws")
+        cond_draws: int = param(200, check=interval(1), doc="draws for the quantile")
+        max_tries: int = param(10000, check=interval(1), doc="rejection-sampling cap")
+
+    def __init__(self, params, dim, rng):
+        super().__init__(params, dim, rng)
+        thr = params.cond_threshold
+        if thr is None:
+            conds = [np.linalg.cond(_normalized_uniform(dim, rng))
+                     for _ in range(params.cond_draws)]
+            thr = float(np.quantile(conds, params.cond_quantile))
+        self.threshold = float(thr)
+        mats = []
+        for layer in range(params.depth):
+            for _ in range(params.max_tries):
+                w = _normalized_uniform(dim, rng)
+                c = float(np.linalg.cond(w))
+                if c <= self.threshold:
+                    break
+            else:
+                raise ConfigError("world.mixer.cond_threshold",
+                                  f"= {self.threshold:g}: no layer {layer} met it in "
+                                  f"{params.max_tries} draws; raise it")
+            mats.append(w)
+            self.cond.append(c)
+        w = torch.as_tensor(np.stack(mats))  # (L, N, N), applied as z @ W
+        self.weights = {"W": w, "Winv": torch.linalg.inv(w),
+                        "slope": torch.tensor(float(params.slope), dtype=torch.float64)}
+
+    @staticmethod
+    def apply(weights, z):
+        W, slope = weights["W"], weights["slope"]  # (K, L, N, N), (K,)
+        s = slope.reshape(-1, 1, 1)
+        depth = W.shape[1]
+        for i in range(depth):
+            z = torch.bmm(z, W[:, i])
+            if i < depth - 1:
+                z = _leaky(z, s)
+        return z
+
+    @staticmethod
+    def apply_inverse(weights, x):
+        Winv, slope = weights["Winv"], weights["slope"]
+        s = slope.reshape(-1, 1, 1)
+        depth = Winv.shape[1]
+        for i in reversed(range(depth)):
+            x = torch.bmm(x, Winv[:, i])
+            if i > 0:
+                x = _leaky(x, 1.0 / s)
+        return x
+
+    def info(self):
+        return {**super().info(), "threshold": round(self.threshold, 4)}
+
+
+@MIXERS.register("coupling")
+class Coupling(Mixer):
+    """Additive tanh coupling (the paper's "nvp" mixer), any even dim.
+
+    Layer l splits z into halves (a, b), alternating which half conditions:
+    b ← b + tanh(a W_l), W_l = 2·Q_l with Q_l from the QR of a Gaussian matrix.
+    Volume preserving; the exact inverse subtracts the same term.
+    """
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "coupling"
+        depth: int = param(4, check=interval(1), doc="number of coupling layers")
+        gain: float = param(2.0, check=interval(0.0, lo_open=True), doc="W = gain·Q")
+
+    def __init__(self, params, dim, rng):
+        super().__init__(params, dim, rng)
+        half = dim // 2
+        qs = []
+        for _ in range(params.depth):
+            q, r = np.linalg.qr(rng.standard_normal((half, half)))
+            qs.append(q * np.sign(np.diag(r)))  # Haar-distributed orthogonal
+        self.weights = {"W": torch.as_tensor(params.gain * np.stack(qs))}  # (L, h, h)
+        self.cond = [1.0] * params.depth
+
+    @staticmethod
+    def _halves(z, layer):
+        h = z.shape[-1] // 2
+        a, b = z[..., :h], z[..., h:]
+        return (a, b) if layer % 2 == 0 else (b, a)
+
+    @staticmethod
+    def _join(a, b, layer):
+        return torch.cat([a, b] if layer % 2 == 0 else [b, a], dim=-1)
+
+    @staticmethod
+    def apply(weights, z):
+        W = weights["W"]
+        for i in range(W.shape[1]):
+            a, b = Coupling._halves(z, i)
+            z = Coupling._join(a, b + torch.tanh(torch.bmm(a, W[:, i])), i)
+        return z
+
+    @staticmethod
+    def apply_inverse(weights, x):
+        W = weights["W"]
+        for i in reversed(range(W.shape[1])):
+            a, b = Coupling._halves(x, i)
+            x = Coupling._join(a, b - torch.tanh(torch.bmm(a, W[:, i])), i)
+        return x
+
+
+def _rot(theta):
+    c, s = torch.cos(theta), torch.sin(theta)
+    return c, s
+
+
+@MIXERS.register("spiral")
+class Spiral(Mixer):
+    """g(z) = R(π‖z‖)·z: rotate by an angle growing with the radius. Preserves N(0, I)."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "spiral"
+        turns: float = param(1.0, doc="angle = turns·π·‖z‖")
+
+    two_d = True
+
+    def __init__(self, params, dim, rng):
+        super().__init__(params, dim, rng)
+        self.weights = {"turns": torch.tensor(float(params.turns), dtype=torch.float64)}
+
+    @staticmethod
+    def _rotate(weights, z, sign):
+        k = weights["turns"].reshape(-1, 1)  # (K, 1)
+        r = torch.linalg.vector_norm(z, dim=-1)  # (K, M)
+        c, s = _rot(sign * math.pi * k * r)
+        x0 = c * z[..., 0] - s * z[..., 1]
+        x1 = s * z[..., 0] + c * z[..., 1]
+        return torch.stack([x0, x1], dim=-1)
+
+    @staticmethod
+    def apply(weights, z):
+        return Spiral._rotate(weights, z, 1.0)
+
+    @staticmethod
+    def apply_inverse(weights, x):
+        return Spiral._rotate(weights, x, -1.0)  # ‖x‖ = ‖z‖
+
+
+@MIXERS.register("banana")
+class Banana(Mixer):
+    """g(z) = (z₀, z₁ + b·z₀²)."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "banana"
+        bend: float = param(1.0, doc="curvature b")
+
+    two_d = True
+
+    def __init__(self, params, dim, rng):
+        super().__init__(params, dim, rng)
+        self.weights = {"bend": torch.tensor(float(params.bend), dtype=torch.float64)}
+
+    @staticmethod
+    def apply(weights, z):
+        b = weights["bend"].reshape(-1, 1)
+        return torch.stack([z[..., 0], z[..., 1] + b * z[..., 0] ** 2], dim=-1)
+
+    @staticmethod
+    def apply_inverse(weights, x):
+        b = weights["bend"].reshape(-1, 1)
+        return torch.stack([x[..., 0], x[..., 1] - b * x[..., 0] ** 2], dim=-1)
+
+
+@MIXERS.register("sinusoid")
+class Sinusoid(Mixer):
+    """g(z) = (z₀ + a·sin(f·z₁), z₁)."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "sinusoid"
+        amplitude: float = param(1.0, doc="a")
+        frequency: float = param(1.5, doc="f")
+
+    two_d = True
+
+    def __init__(self, params, dim, rng):
+        super().__init__(params, dim, rng)
+        self.weights = {"af": torch.tensor([params.amplitude, params.frequency],
+                                           dtype=torch.float64)}
+
+    @staticmethod
+    def _shift(weights, z, sign):
+        a = weights["af"][:, 0:1]
+        f = weights["af"][:, 1:2]
+        return torch.stack([z[..., 0] + sign * a * torch.sin(f * z[..., 1]), z[..., 1]], -1)
+
+    @staticmethod
+    def apply(weights, z):
+        return Sinusoid._shift(weights, z, 1.0)
+
+    @staticmethod
+    def apply_inverse(weights, x):
+        return Sinusoid._shift(weights, x, -1.0)
+
+
+@MIXERS.register("identity")
+class Identity(Mixer):
+    """g(z) = z."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "identity"
+
+    def __init__(self, params, dim, rng):
+        super().__init__(params, dim, rng)
+        self.weights = {"one": torch.ones((), dtype=torch.float64)}
+
+    @staticmethod
+    def apply(weights, z):
+        return z.clone()
+
+    @staticmethod
+    def apply_inverse(weights, x):
+        return x.clone()
+
+
+@MIXERS.register("linear")
+class Linear(Mixer):
+    """g(z) = z A: a random orthogonal matrix, or a random matrix of bounded condition."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "linear"
+        mode: Literal["orthogonal", "conditioned"] = param("orthogonal", doc="matrix family")
+        cond_threshold: float = param(10.0, check=interval(1.0),
+                                      doc="max condition number ('conditioned')")
+
+    def __init__(self, params, dim, rng):
+        super().__init__(params, dim, rng)
+        if params.mode == "orthogonal":
+            q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+            a = q * np.sign(np.diag(r))
+        else:
+            for _ in range(100000):
+                a = rng.standard_normal((dim, dim)) / np.sqrt(dim)
+                if np.linalg.cond(a) <= params.cond_threshold:
+                    break
+            else:
+                raise ConfigError("world.mixer.cond_threshold",
+                                  f"= {params.cond_threshold:g}: unreachable; raise it")
+        self.cond = [float(np.linalg.cond(a))]
+        a = torch.as_tensor(a)
+        self.weights = {"A": a, "Ainv": torch.linalg.inv(a)}
+
+    @staticmethod
+    def apply(weights, z):
+        return torch.bmm(z, weights["A"])
+
+    @staticmethod
+    def apply_inverse(weights, x):
+        return torch.bmm(x, weights["Ainv"])
+
+
+def check_compat(mixer_params, dim: int, path: str) -> None:
+    cls = MIXERS.get(mixer_params.kind)
+    if cls.two_d and dim != 2:
+        raise ConfigError(f"{path}.kind", f"= {mixer_params.kind!r}: a 2-D mixer; needs "
+                          f"world.dim = 2, got {dim}")
+    if mixer_params.kind == "coupling" and dim % 2:
+        raise ConfigError(f"{path}.kind", f"= 'coupling': needs an even world.dim, got {dim}")

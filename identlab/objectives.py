@@ -1,0 +1,208 @@
+"""Training objectives (DESIGN §4), batched over K members.
+
+An objective sees the embeddings of both views, h_t and h_{t+1} (each (K, B, N)), the
+predicted t-view P(h_t), the member's SIGReg directions (K, N, S) and per-member
+coefficients (``coefs``: each a (K,) tensor), and returns one loss per member (K,).
+Structural settings (slices, knots, ...) must agree within a batched group; numeric
+coefficients (λ, σ, ...) may differ per member.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+
+from . import sigreg as _sigreg
+from .registry import OBJECTIVES
+from .schema import interval, odd_at_least, param
+
+__all__ = ["Objective", "alignment", "LeJEPA", "SigregOnly", "AlignOnly", "Whiten",
+           "VICReg", "InfoNCE"]
+
+Coefs = dict[str, torch.Tensor]
+
+
+def alignment(p_t: torch.Tensor, h_t1: torch.Tensor) -> torch.Tensor:
+    """Mean over (view, sample, dim) of (h̄ − h_v)², h̄ the mean over the two views.
+
+    With two views this is ¼ mean‖a − b‖² per coordinate; it is the paper code's
+    alignment term, so its λ means the same here. Returns (K,).
+    """
+    mean = 0.5 * (p_t + h_t1)
+    return 0.5 * (((mean - p_t) ** 2).mean(dim=(1, 2)) + ((mean - h_t1) ** 2).mean(dim=(1, 2)))
+
+
+class Objective:
+    kind: ClassVar[str]
+    uses_directions: ClassVar[bool] = False
+
+    def __init__(self, params, dim: int) -> None:
+        self.params = params
+        self.dim = dim
+
+    @property
+    def slices(self) -> int:
+        return int(getattr(self.params, "slices", 0))
+
+    def coefs(self) -> dict[str, float]:
+        """Numeric per-member settings, stacked by the trainer into (K,) tensors."""
+        return {}
+
+    def signature(self) -> tuple:
+        """Structural settings shared by every member of a batched group."""
+        return (self.kind,)
+
+    def loss(self, h_t, h_t1, p_t, dirs, coefs: Coefs) -> torch.Tensor:  # (K,)
+        raise NotImplementedError
+
+
+class _SigregMixin(Objective):
+    uses_directions = True
+
+    def signature(self):
+        p = self.params
+        return (self.kind, p.slices, p.knots, p.t_max, p.views, p.impl)
+
+    def sigreg(self, h_t, h_t1, dirs):
+        p = self.params
+        fn = _sigreg.get_impl(p.impl)
+        if p.views == "pooled":
+            return fn(torch.cat([h_t, h_t1], dim=1), dirs, p.knots, p.t_max)
+        return 0.5 * (fn(h_t, dirs, p.knots, p.t_max) + fn(h_t1, dirs, p.knots, p.t_max))
+
+
+@OBJECTIVES.register("lejepa")
+class LeJEPA(_SigregMixin):
+    """(1 − λ)·alignment + λ·SIGReg."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "lejepa"
+        lam: float = param(1e-3, check=interval(0.0, 1.0), doc="SIGReg weight λ in [0, 1]")
+        slices: int = param(256, check=interval(1), doc="random directions per step")
+        knots: int = param(17, check=odd_at_least(3), doc="equispaced knots on [0, t_max]")
+        t_max: float = param(3.0, check=interval(0.0, lo_open=True), doc="largest knot")
+        views: Literal["pooled", "per_view"] = param("pooled", doc="SIGReg on pooled views "
+                                                     "(2B samples) or averaged per view")
+        impl: Literal["auto", "direct", "recurrence", "compiled"] = param(
+            "auto", doc="SIGReg implementation (all agree to 1e-5)")
+
+    def coefs(self):
+        return {"lam": self.params.lam}
+
+    def loss(self, h_t, h_t1, p_t, dirs, coefs):
+        lam = coefs["lam"]
+        return (1 - lam) * alignment(p_t, h_t1) + lam * self.sigreg(h_t, h_t1, dirs)
+
+
+@OBJECTIVES.register("sigreg_only")
+class SigregOnly(_SigregMixin):
+    """SIGReg alone: no temporal signal at all."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "sigreg_only"
+        slices: int = param(256, check=interval(1), doc="random directions per step")
+        knots: int = param(17, check=odd_at_least(3), doc="equispaced knots on [0, t_max]")
+        t_max: float = param(3.0, check=interval(0.0, lo_open=True), doc="largest knot")
+        views: Literal["pooled", "per_view"] = param("pooled", doc="see lejepa")
+        impl: Literal["auto", "direct", "recurrence", "compiled"] = param("auto", doc="see lejepa")
+
+    def loss(self, h_t, h_t1, p_t, dirs, coefs):
+        return self.sigreg(h_t, h_t1, dirs)
+
+
+@OBJECTIVES.register("align_only")
+class AlignOnly(Objective):
+    """Alignment alone: collapses (the embedding variance goes to 0)."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "align_only"
+
+    def loss(self, h_t, h_t1, p_t, dirs, coefs):
+        return alignment(p_t, h_t1)
+
+
+def _cov(h: torch.Tensor) -> torch.Tensor:  # (K, M, N) -> (K, N, N)
+    hc = h - h.mean(dim=1, keepdim=True)
+    return hc.transpose(1, 2) @ hc / (h.shape[1] - 1)
+
+
+@OBJECTIVES.register("whiten")
+class Whiten(Objective):
+    """(1 − λ)·alignment + λ·‖Cov(h) − I‖²_F / N² on the pooled views."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "whiten"
+        lam: float = param(0.5, check=interval(0.0, 1.0), doc="whitening weight λ")
+
+    def coefs(self):
+        return {"lam": self.params.lam}
+
+    def loss(self, h_t, h_t1, p_t, dirs, coefs):
+        lam = coefs["lam"]
+        n = h_t.shape[-1]
+        c = _cov(torch.cat([h_t, h_t1], dim=1))
+        eye = torch.eye(n, dtype=c.dtype, device=c.device)
+        white = ((c - eye) ** 2).sum(dim=(1, 2)) / n**2
+        return (1 - lam) * alignment(p_t, h_t1) + lam * white
+
+
+@OBJECTIVES.register("vicreg")
+class VICReg(Objective):
+    """VICReg (Bardes et al. 2022): sim·MSE(a, b) + var·Σ_views mean_d relu(γ − std_d)
+    + cov·Σ_views Σ_{i≠j} Cov_ij² / N, with the paper's weights 25 / 25 / 1."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "vicreg"
+        sim: float = param(25.0, check=interval(0.0), doc="invariance weight")
+        var: float = param(25.0, check=interval(0.0), doc="variance-hinge weight")
+        cov: float = param(1.0, check=interval(0.0), doc="off-diagonal covariance weight")
+        gamma: float = param(1.0, check=interval(0.0, lo_open=True), doc="target std")
+
+    def coefs(self):
+        p = self.params
+        return {"sim": p.sim, "var": p.var, "cov": p.cov, "gamma": p.gamma}
+
+    def loss(self, h_t, h_t1, p_t, dirs, coefs):
+        n = h_t.shape[-1]
+        inv = ((p_t - h_t1) ** 2).mean(dim=(1, 2))
+        var = torch.zeros_like(inv)
+        cov = torch.zeros_like(inv)
+        eye = torch.eye(n, dtype=h_t.dtype, device=h_t.device)
+        for h in (h_t, h_t1):
+            std = torch.sqrt(h.var(dim=1) + 1e-4)  # (K, N)
+            var = var + F.relu(coefs["gamma"][:, None] - std).mean(dim=1)
+            c = _cov(h)
+            cov = cov + ((c * (1 - eye)) ** 2).sum(dim=(1, 2)) / n
+        return coefs["sim"] * inv + coefs["var"] * var + coefs["cov"] * cov
+
+
+@OBJECTIVES.register("infonce")
+class InfoNCE(Objective):
+    """Symmetric InfoNCE with a Gaussian kernel: logits −‖u − v‖²/(2σ²), in-batch
+    negatives, cross-entropy in both directions, averaged."""
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "infonce"
+        sigma: float = param(1.0, check=interval(0.0, lo_open=True), doc="kernel width σ")
+
+    def coefs(self):
+        return {"sigma": self.params.sigma}
+
+    def loss(self, h_t, h_t1, p_t, dirs, coefs):
+        d2 = torch.cdist(p_t, h_t1) ** 2  # (K, B, B)
+        logits = -d2 / (2 * coefs["sigma"][:, None, None] ** 2)
+        target = torch.arange(h_t.shape[1], device=h_t.device)
+        lp_rows = torch.log_softmax(logits, dim=2)
+        lp_cols = torch.log_softmax(logits, dim=1)
+        diag_r = lp_rows[:, target, target]
+        diag_c = lp_cols[:, target, target]
+        return -0.5 * (diag_r.mean(dim=1) + diag_c.mean(dim=1))
