@@ -165,8 +165,8 @@ class LinearPredictor(Predictor):
         kind: str = "linear"
 
     def init(self, g):
-        return {"pA": torch.eye(self.dim), "pc": torch.zeros(1, self.dim)}
+        return {"pred_A": torch.eye(self.dim), "pred_c": torch.zeros(1, self.dim)}
 
     @staticmethod
     def apply(p, h):
-        return torch.baddbmm(p["pc"], h, p["pA"])
+        return torch.baddbmm(p["pred_c"], h, p["pred_A"])
