@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 from .schema import ConfigError
+from .store import write_json_atomic
 
 EXIT_USAGE = 2
 
@@ -61,21 +61,6 @@ def ensure_writable_dir(path: str | Path) -> Path:
     except OSError as e:
         raise UsageError(f"--out {str(path)!r} is not writable ({e.strerror})") from None
     return p
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON via a temp file in the same directory and an atomic rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ------------------------------------------------------------------ world

@@ -89,7 +89,7 @@ class EvalConfig:
     fit_fraction: float = param(0.5, check=interval(0.0, 1.0, lo_open=True, hi_open=True),
                                 doc="share of the eval set used to fit regressions")
     knn: int = param(10, check=interval(1), doc="neighbours for the nonlinear R²")
-    sigreg_slices: int = param(1024, check=interval(1), doc="slices for sigreg_stat")
+    sigreg_slices: int = param(256, check=interval(1), doc="slices for sigreg_stat")
 
     def __post_init__(self) -> None:
         n_fit = int(self.n * self.fit_fraction)

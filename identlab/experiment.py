@@ -145,7 +145,8 @@ def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
     prov = provenance(dev)
     for k, (cfg, world, learner) in enumerate(zip(cfgs, worlds, learners)):
         diverged = bool(res.diverged[k])
-        metrics = {} if diverged else _evaluate_member(cfg, world, learner, res.params, k, dev)
+        metrics, sample = ({}, None) if diverged else \
+            _evaluate_member(cfg, world, learner, res.params, k, dev)
         records.append({
             "hash": config_hash(cfg),
             "config": to_dict(cfg),
@@ -157,6 +158,7 @@ def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
             "theorem_applies": world.theorem_applies,
             "reasons": world.reasons(),
             "mixer": world.mixer.info(),
+            "sample": sample,
             "train": {"final_loss": res.final_loss[k], "log_every": res.log_every,
                       "history": res.history[k]},
             "provenance": {**prov, "wall_s": round(time.perf_counter() - t_start, 3),
@@ -216,11 +218,18 @@ def _evaluate_member(cfg, world, learner, params, k, dev) -> dict:
     h = embed(learner, params, k, x, dev)
     n = z_t.shape[0]
     if not np.all(np.isfinite(h)):
-        return {"nonfinite_embedding": True}
-    return evaluate(h[:n], h[n:], z_t, z_t1, rho=world.rho,
-                    fit_fraction=cfg.eval.fit_fraction, knn=cfg.eval.knn,
-                    sigreg_slices=cfg.eval.sigreg_slices,
-                    seed=cfg.seed)
+        return {"nonfinite_embedding": True}, None
+    out = evaluate(h[:n], h[n:], z_t, z_t1, rho=world.rho,
+                   fit_fraction=cfg.eval.fit_fraction, knn=cfg.eval.knn,
+                   sigreg_slices=cfg.eval.sigreg_slices, seed=cfg.seed)
+    sample = None
+    if cfg.world.dim == 2:  # a small sample for h-vs-z scatter plots
+        m = min(SCATTER_POINTS, n)
+        sample = {"z": np.round(z_t[:m], 4).tolist(), "h": np.round(h[:m], 4).tolist()}
+    return out, sample
+
+
+SCATTER_POINTS = 400
 
 
 # ------------------------------------------------------------------ many groups

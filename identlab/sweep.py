@@ -1,0 +1,424 @@
+"""Phase-diagram sweeps: spec -> grid of run configs -> batched runs -> records.
+
+A spec (``sweeps/*.yaml``)::
+
+    name: gaussianity                  # letters, digits, '-', '_' (names a folder)
+    description: ...
+    base: {...} | path/to/run.yaml     # a run config
+    grid:                              # dotted run-config key -> list of values
+      world.latent.alpha: [0.5, 1, 2]  # a value may be a whole sub-config mapping
+    zip: [[key_a, key_b]]              # optional: these axes vary together
+    seeds: 3 | [0, 1, 2]
+    presets: {paper: {set: {train.steps: 20000}, grid: {...}, seeds: 5}}
+    plots: [{kind: heatmap, x: ..., y: ..., metric: r2_hz, facet: ..., overlay: ...}]
+
+Every cell is validated as a run config when the spec loads, so a bad grid fails before
+any training starts. Records are keyed by the hash of the resolved config (seed
+included); a rerun skips finished records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .config import RunConfig, apply_overrides, build, config_hash, load_yaml
+from .schema import ConfigError
+from .store import Store, read_json, write_json_atomic
+
+__all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "run_sweep", "value_label"]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+PLOT_KINDS = ("heatmap", "line", "scatter", "bound")
+OVERLAYS = ("rho_sq", "theorem")
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    kind: str
+    metric: str = "r2_hz"
+    x: str | None = None
+    y: str | None = None
+    group: str | None = None
+    facet: str | None = None
+    overlay: str | None = None
+    title: str | None = None
+    threshold: float | None = None  # e.g. "recovered" when metric >= threshold
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    description: str
+    base: dict
+    grid: dict[str, list]
+    zip: tuple[tuple[str, ...], ...]
+    seeds: tuple[int, ...]
+    plots: tuple[PlotSpec, ...]
+    presets: dict = field(default_factory=dict)
+    source: str | None = None
+
+    def axes(self) -> list[str]:
+        return list(self.grid)
+
+    def digest(self) -> str:
+        blob = json.dumps({"name": self.name, "base": self.base, "grid": self.grid,
+                           "zip": self.zip, "seeds": self.seeds}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "description": self.description, "base": self.base,
+                "grid": self.grid, "zip": [list(z) for z in self.zip],
+                "seeds": list(self.seeds), "digest": self.digest(),
+                "plots": [p.__dict__ for p in self.plots], "source": self.source}
+
+
+@dataclass(frozen=True)
+class Cell:
+    values: dict[str, Any]  # axis -> raw value
+    labels: dict[str, str]  # axis -> short label
+
+    def overrides(self) -> list[tuple[str, Any]]:
+        return list(self.values.items())
+
+
+def value_label(v: Any) -> str:
+    """A short label for a grid value; sub-config mappings become ``kind(k=v, ...)``."""
+    if isinstance(v, dict):
+        kind = v.get("kind", "")
+        rest = ", ".join(f"{k}={value_label(x)}" for k, x in v.items() if k != "kind")
+        return f"{kind}({rest})" if rest else str(kind)
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return "[" + ",".join(value_label(x) for x in v) + "]"
+    return str(v)
+
+
+# ------------------------------------------------------------------ loading
+SPEC_KEYS = {"name", "description", "base", "grid", "zip", "seeds", "plots", "presets"}
+PLOT_KEYS = set(PlotSpec.__dataclass_fields__)
+
+
+def load_spec(source: str | Path | dict, preset: str | None = None) -> SweepSpec:
+    """Load and fully validate a sweep spec (every cell must build as a run config)."""
+    path = None
+    if isinstance(source, dict):
+        data = dict(source)
+    else:
+        path = Path(source)
+        data = load_yaml(path)
+    unknown = set(data) - SPEC_KEYS
+    if unknown:
+        raise ConfigError(f"spec.{sorted(unknown)[0]}",
+                          f"unknown key (allowed: {', '.join(sorted(SPEC_KEYS))})")
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError("spec.name", f"= {name!r}: must be 1-64 letters, digits, '-' or '_'"
+                          " (it names an output folder)")
+    base = data.get("base", {})
+    if isinstance(base, str):
+        bpath = Path(base) if path is None else (path.parent / base)
+        if not bpath.is_file() and Path(base).is_file():
+            bpath = Path(base)
+        base = load_yaml(bpath)
+    if not isinstance(base, dict):
+        raise ConfigError("spec.base", "must be a run-config mapping or a path to one")
+    grid = data.get("grid")
+    seeds = data.get("seeds", [0])
+    if preset is not None:
+        presets = data.get("presets") or {}
+        if preset not in presets:
+            raise ConfigError("--preset", f"= {preset!r}: spec {name!r} has presets: "
+                              f"{', '.join(presets) or 'none'}")
+        p = presets[preset] or {}
+        bad = set(p) - {"set", "grid", "seeds"}
+        if bad:
+            raise ConfigError(f"spec.presets.{preset}.{sorted(bad)[0]}",
+                              "unknown key (allowed: set, grid, seeds)")
+        base = apply_overrides(base, list((p.get("set") or {}).items()))
+        grid = {**(grid or {}), **(p.get("grid") or {})}
+        seeds = p.get("seeds", seeds)
+    grid = _check_grid(grid)
+    zips = _check_zip(data.get("zip") or [], grid)
+    seeds = _check_seeds(seeds)
+    plots = tuple(_check_plot(p, i, grid) for i, p in enumerate(data.get("plots") or []))
+    desc = data.get("description") or ""
+    spec = SweepSpec(name, str(desc).strip(), base, grid, zips, seeds, plots,
+                     data.get("presets") or {}, str(path) if path else None)
+    for cell in expand(spec):  # validate every cell now, before any training
+        cell_config(spec, cell, spec.seeds[0])
+    return spec
+
+
+def _check_grid(grid) -> dict[str, list]:
+    if not isinstance(grid, dict) or not grid:
+        raise ConfigError("spec.grid", "must be a non-empty mapping of dotted key -> list")
+    out = {}
+    for key, vals in grid.items():
+        if not isinstance(vals, list) or not vals:
+            raise ConfigError(f"spec.grid.{key}", f"= {vals!r}: must be a non-empty list")
+        out[str(key)] = vals
+    return out
+
+
+def _check_zip(zips, grid) -> tuple[tuple[str, ...], ...]:
+    out = []
+    seen: set[str] = set()
+    for i, group in enumerate(zips):
+        if not isinstance(group, list) or len(group) < 2:
+            raise ConfigError(f"spec.zip[{i}]", "must list at least two grid keys")
+        for k in group:
+            if k not in grid:
+                raise ConfigError(f"spec.zip[{i}]", f"{k!r} is not a grid key")
+            if k in seen:
+                raise ConfigError(f"spec.zip[{i}]", f"{k!r} appears in two zip groups")
+            seen.add(k)
+        lengths = {len(grid[k]) for k in group}
+        if len(lengths) != 1:
+            raise ConfigError(f"spec.zip[{i}]", "zipped axes need lists of equal length")
+        out.append(tuple(group))
+    return tuple(out)
+
+
+def _check_seeds(seeds) -> tuple[int, ...]:
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError("spec.seeds", f"= {seeds}: need at least 1 seed")
+        return tuple(range(seeds))
+    if (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool)
+                                                  and s >= 0 for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        return tuple(seeds)
+    raise ConfigError("spec.seeds", f"= {seeds!r}: a count or a list of distinct integers >= 0")
+
+
+def _check_plot(p, i, grid) -> PlotSpec:
+    where = f"spec.plots[{i}]"
+    if not isinstance(p, dict):
+        raise ConfigError(where, "must be a mapping")
+    bad = set(p) - PLOT_KEYS
+    if bad:
+        raise ConfigError(f"{where}.{sorted(bad)[0]}",
+                          f"unknown key (allowed: {', '.join(sorted(PLOT_KEYS))})")
+    if p.get("kind") not in PLOT_KINDS:
+        raise ConfigError(f"{where}.kind", f"= {p.get('kind')!r}: one of {', '.join(PLOT_KINDS)}")
+    for ax in ("x", "y", "group", "facet"):
+        if p.get(ax) is not None and _axis_key(p[ax]) not in grid:
+            raise ConfigError(f"{where}.{ax}", f"= {p[ax]!r}: not a grid key "
+                              f"({', '.join(grid)})")
+    if p["kind"] == "heatmap" and not (p.get("x") and p.get("y")):
+        raise ConfigError(where, "a heatmap needs x and y")
+    if p["kind"] == "line" and not p.get("x"):
+        raise ConfigError(where, "a line plot needs x")
+    if p.get("overlay") is not None and p["overlay"] not in OVERLAYS:
+        raise ConfigError(f"{where}.overlay", f"= {p['overlay']!r}: one of {', '.join(OVERLAYS)}")
+    return PlotSpec(**p)
+
+
+def _axis_key(name: str) -> str:
+    """``world.dynamics.rho[0]`` (an entry of a list-valued axis) -> its grid key."""
+    m = re.match(r"^(.*)\[\d+\]$", str(name))
+    return m.group(1) if m else str(name)
+
+
+# ------------------------------------------------------------------ expansion
+def expand(spec: SweepSpec) -> list[Cell]:
+    """All grid cells, in a stable order (zipped axes move together)."""
+    zipped = {k for z in spec.zip for k in z}
+    axes: list[list[tuple[str, Any]]] = []
+    for key in spec.grid:
+        if key in zipped:
+            group = next(z for z in spec.zip if z[0] == key) if any(
+                z[0] == key for z in spec.zip) else None
+            if group is None:
+                continue
+            axes.append([tuple((k, spec.grid[k][i]) for k in group)
+                         for i in range(len(spec.grid[key]))])
+        else:
+            axes.append([((key, v),) for v in spec.grid[key]])
+    cells = []
+    for combo in itertools.product(*axes):
+        values = {k: v for part in combo for k, v in part}
+        cells.append(Cell(values, {k: value_label(v) for k, v in values.items()}))
+    return cells
+
+
+def cell_config(spec: SweepSpec, cell: Cell, seed: int) -> RunConfig:
+    data = apply_overrides(spec.base, cell.overrides() + [("seed", seed)])
+    try:
+        return build(RunConfig, data)
+    except ConfigError as e:
+        where = ", ".join(f"{k}={v}" for k, v in cell.labels.items())
+        raise ConfigError(e.field, f"{str(e).split(': ', 1)[-1]} (grid cell {where})") from None
+
+
+def plan(spec: SweepSpec) -> list[tuple[RunConfig, dict]]:
+    """(config, sweep metadata) for every (cell, seed)."""
+    out = []
+    for idx, cell in enumerate(expand(spec)):
+        for seed in spec.seeds:
+            meta = {"name": spec.name, "cell_index": idx, "cell": cell.labels,
+                    "values": cell.values}
+            out.append((cell_config(spec, cell, seed), meta))
+    return out
+
+
+# ------------------------------------------------------------------ running
+def prepare_dir(spec: SweepSpec, out: Path, resume: bool) -> Store:
+    """Create or reopen ``out``; refuse a directory holding another spec's records."""
+    out.mkdir(parents=True, exist_ok=True)
+    spec_path = out / "spec.json"
+    old = read_json(spec_path)
+    store = Store(out)
+    if old is not None and old.get("digest") != spec.digest() and not resume:
+        n = len(store.keys())
+        raise ConfigError("--out", f"{str(out)!r} holds {n} records of a different spec "
+                          f"({old.get('name')!r}); pass --resume to add to it or choose "
+                          "a new --out")
+    write_json_atomic(spec_path, spec.to_json())
+    return store
+
+
+def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
+              resume: bool = False, device: str = "auto", progress: bool = True,
+              max_members: int | None = None, workers: int = 2,
+              slurm: dict | None = None) -> dict:
+    """Run every unfinished (cell, seed) of ``spec`` into ``out``; return a summary."""
+    from .executors import EXECUTORS
+
+    if executor not in EXECUTORS:
+        raise ConfigError("--executor", f"= {executor!r}: one of {', '.join(EXECUTORS)}")
+    out = Path(out)
+    store = prepare_dir(spec, out, resume)
+    todo = plan(spec)
+    done = store.keys()
+    pending = [(c, m) for c, m in todo if config_hash(c) not in done]
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=f"sweep {spec.name}",
+               unit="run", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    n_before = len(done)
+    if pending:
+        EXECUTORS[executor](pending, store, device=device, bar=bar, max_members=max_members,
+                            workers=workers, slurm=slurm or {}, progress=progress)
+    bar.close()
+    recs = [r for r in store.records() if r.get("sweep", {}).get("name") == spec.name]
+    summary = {"name": spec.name, "planned": len(todo), "skipped": len(todo) - len(pending),
+               "trained": len(store.keys()) - n_before,
+               "diverged": sum(r["status"] == "diverged" for r in recs),
+               "wall_s": round(time.perf_counter() - t0, 1)}
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+# ------------------------------------------------------------------ CLI
+def register_cli(sub) -> None:
+    s = sub.add_parser("sweep", help="run a sweep spec (resumable)")
+    s.add_argument("spec", help="sweep spec YAML (e.g. sweeps/gaussianity.yaml)")
+    s.add_argument("--out", help="output directory (default runs/<name>)")
+    s.add_argument("--executor", default="local", help="local | process | slurm")
+    s.add_argument("--resume", action="store_true",
+                   help="allow adding to a directory that holds another spec's records")
+    s.add_argument("--preset", help="a preset of the spec, e.g. paper")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    s.add_argument("--max-members", type=int, help="cap on members per batched program")
+    s.add_argument("--workers", type=int, default=2, help="process executor: workers")
+    s.add_argument("--partition", help="slurm: partition")
+    s.add_argument("--time-min", type=int, default=60, help="slurm: minutes per job")
+    s.add_argument("--gpus", type=int, default=0, help="slurm: GPUs per job")
+    s.add_argument("--report", action="store_true", help="write the report afterwards")
+    s.add_argument("--reports", default="reports", help="reports root for --report")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_sweep)
+
+    r = sub.add_parser("report", help="tables, figures and README for a sweep directory")
+    r.add_argument("dir", help="a sweep output directory")
+    r.add_argument("--reports", default="reports", help="reports root")
+    r.set_defaults(fn=cmd_report)
+
+    a = sub.add_parser("sweep-all", help="the default sweeps and their reports (make sweep)")
+    a.add_argument("--out", default="runs/sweeps", help="root of the sweep directories")
+    a.add_argument("--reports", default="reports", help="reports root")
+    a.add_argument("--preset", help="preset for every sweep (e.g. paper)")
+    a.add_argument("--device", default="auto")
+    a.add_argument("--only", nargs="*", help="names of default sweeps to run")
+    a.add_argument("--no-progress", action="store_true")
+    a.set_defaults(fn=cmd_sweep_all)
+
+
+DEFAULT_SWEEPS = ("gaussianity", "drift", "objectives", "timescales", "lambda_rho")
+
+
+def sweeps_dir() -> Path:
+    """``sweeps/`` of the checkout (falls back to the installed package copy)."""
+    here = Path(__file__).resolve().parent
+    for cand in (Path.cwd() / "sweeps", here.parent / "sweeps", here / "sweeps"):
+        if cand.is_dir():
+            return cand
+    return Path("sweeps")
+
+
+def cmd_sweep(args) -> int:
+    from .cli import ensure_writable_dir
+
+    spec = load_spec(args.spec, args.preset)
+    out = ensure_writable_dir(args.out or Path("runs") / spec.name)
+    if args.max_members is not None and args.max_members < 1:
+        raise ConfigError("--max-members", f"= {args.max_members}: must be >= 1")
+    slurm = {"partition": args.partition, "time_min": args.time_min, "gpus": args.gpus}
+    summary = run_sweep(spec, out, executor=args.executor, resume=args.resume,
+                        device=args.device, progress=not args.no_progress,
+                        max_members=args.max_members, workers=args.workers, slurm=slurm)
+    print(f"sweep {summary['name']}: {summary['planned']} runs planned, "
+          f"{summary['skipped']} already done, {summary['trained']} trained, "
+          f"{summary['diverged']} diverged, {summary['wall_s']} s -> {out}")
+    if args.report:
+        from .report import write_report
+
+        path = write_report(out, args.reports)
+        print(f"report: {path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    if not (Path(args.dir) / "spec.json").is_file():
+        raise ConfigError("dir", f"{args.dir!r} is not a sweep directory (no spec.json)")
+    print(f"report: {write_report(args.dir, args.reports)}")
+    return 0
+
+
+def cmd_sweep_all(args) -> int:
+    from .report import write_index, write_report
+
+    names = args.only or list(DEFAULT_SWEEPS)
+    root = sweeps_dir()
+    t0 = time.perf_counter()
+    timings = {}
+    for name in names:
+        path = root / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError("--only", f"= {name!r}: no sweep spec {path}")
+        spec = load_spec(path, args.preset)
+        out = Path(args.out) / spec.name
+        summary = run_sweep(spec, out, device=args.device, progress=not args.no_progress)
+        rep = write_report(out, args.reports)
+        timings[name] = summary
+        print(f"{name}: {summary['trained']} trained, {summary['skipped']} reused, "
+              f"{summary['wall_s']} s -> {rep}", flush=True)
+    total = round(time.perf_counter() - t0, 1)
+    write_index(args.reports, timings, total)
+    print(f"all sweeps: {total} s; index: {Path(args.reports) / 'README.md'}")
+    return 0
+
+
