@@ -7,8 +7,10 @@ resolved through the registries once, here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -174,10 +176,32 @@ def load_run(source: str | Path | dict | None = None,
     """Validate a run config from a YAML path or mapping plus overrides."""
     data = {} if source is None else (dict(source) if isinstance(source, dict)
                                       else load_yaml(source))
+    data = fill_kinds(RunConfig, data)
     if overrides:
         pairs = parse_overrides(overrides) if isinstance(overrides[0], str) else overrides
         data = apply_overrides(data, pairs)  # type: ignore[arg-type]
     return build(RunConfig, data)
+
+
+def fill_kinds(cls: type, data: Any) -> Any:
+    """Name the default ``kind`` of every polymorphic section given without one, so a
+    later override of ``kind`` knows the section changes kind and resets it."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return data
+    hints = typing.get_type_hints(cls)
+    out = dict(data)
+    for f in dataclasses.fields(cls):
+        if f.name not in out:
+            continue
+        value = out[f.name]
+        if f.metadata.get("registry") is not None:
+            if isinstance(value, dict) and "kind" not in value:
+                default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+                    else f.default
+                out[f.name] = {"kind": default.kind, **value}
+        elif dataclasses.is_dataclass(hints.get(f.name)):
+            out[f.name] = fill_kinds(hints[f.name], value)
+    return out
 
 
 def config_hash(cfg: RunConfig) -> str:

@@ -195,8 +195,8 @@ class CopulaOU(Dynamics):
 class NaiveAdditive(Dynamics):
     """The paper code's channel: z' = ρz + sqrt(1−ρ²)η with η from the latent law itself.
 
-    Additive, but stationary only for the Gaussian: for Laplace at ρ = 0.9 the excess
-    kurtosis falls from 3.0 to about 2.15 in one step.
+    Additive, but stationary only for the Gaussian. Fourth cumulants add, so one step maps
+    the excess kurtosis κ to (ρ⁴ + (1−ρ²)²)·κ: for Laplace at ρ = 0.9, 3.0 → 2.077.
     """
 
     @dataclass(frozen=True)
@@ -305,7 +305,7 @@ class Drift(Dynamics):
         mu, sigma, _ = self._mean_scale_rho(t)
         mu1, sigma1, rho = self._mean_scale_rho(t + 1)
         zhat = (z - mu) / sigma
-        eta = rng.standard_normal(z.shape)
+        eta = rng.standard_normal(z.shape) * self.latent.std  # keeps anisotropic variances
         return mu1 + sigma1 * (rho * zhat + np.sqrt(1 - rho**2) * eta)
 
 

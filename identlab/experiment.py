@@ -132,15 +132,10 @@ def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
         raise ValueError("run_group needs configs with one shape signature")
     dev = resolve_device(device) if isinstance(device, str) else device
     t_start = time.perf_counter()
-    worlds = [World(c.world, c.seed) for c in cfgs]
-    learners = [Learner.from_config(c, _obs_dim(c)) for c in cfgs]
-    params = _init_params(cfgs, learners, dev)
-    coefs = _stack_coefs([lr.objective.coefs() for lr in learners], dev)
-    stream = PairStream(worlds, cfgs, dev, learners[0].objective.slices
-                        if learners[0].objective.uses_directions else 0)
-    hyper = _hyper(cfgs, dev)
-    res = train(params, make_loss_fn(learners[0], coefs), stream, hyper,
-                progress=progress, desc=desc)
+    prog = build_program(cfgs, dev)
+    worlds, learners = prog.worlds, prog.learners
+    res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=progress,
+                desc=desc)
     records = []
     prov = provenance(dev)
     for k, (cfg, world, learner) in enumerate(zip(cfgs, worlds, learners)):
@@ -167,6 +162,31 @@ def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
                            "group_size": len(cfgs)},
         })
     return records
+
+
+@dataclass
+class Program:
+    """Everything the trainer needs for one batched group."""
+
+    worlds: list
+    learners: list
+    params: dict
+    loss_fn: object
+    stream: PairStream
+    hyper: Hyper
+
+
+def build_program(cfgs: list[RunConfig], dev: torch.device) -> Program:
+    """Worlds, learners, stacked initial parameters, data stream and optimiser settings
+    of a group of configs sharing one signature."""
+    worlds = [World(c.world, c.seed) for c in cfgs]
+    learners = [Learner.from_config(c, _obs_dim(c)) for c in cfgs]
+    params = _init_params(cfgs, learners, dev)
+    coefs = _stack_coefs([lr.objective.coefs() for lr in learners], dev)
+    obj = learners[0].objective
+    stream = PairStream(worlds, cfgs, dev, obj.slices if obj.uses_directions else 0)
+    return Program(worlds, learners, params, make_loss_fn(learners[0], coefs), stream,
+                   _hyper(cfgs, dev))
 
 
 def _init_params(cfgs, learners, dev):

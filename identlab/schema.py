@@ -12,7 +12,8 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 Check = Callable[[Any], "str | None"]
 
@@ -45,8 +46,8 @@ def interval(lo: float | None = None, hi: float | None = None, *, lo_open: bool 
             bad = (lo is not None and (x <= lo if lo_open else x < lo)) or (
                 hi is not None and (x >= hi if hi_open else x > hi))
             if bad or (isinstance(x, float) and not math.isfinite(x)):
-                left = "(" if lo_open else "["
-                right = ")" if hi_open else "]"
+                left = "(" if lo_open or lo is None else "["
+                right = ")" if hi_open or hi is None else "]"
                 lo_s = "-inf" if lo is None else f"{lo:g}"
                 hi_s = "inf" if hi is None else f"{hi:g}"
                 return f"must be in {left}{lo_s}, {hi_s}{right}"
@@ -140,7 +141,8 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in args)
     if origin is tuple:
-        return f"a list of {_type_name(args[0])}"
+        inner = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+        return f"a list of {inner.get(args[0], _type_name(args[0]))}"
     if tp is type(None):
         return "null"
     return {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}.get(

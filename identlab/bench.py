@@ -1,0 +1,190 @@
+"""Speed benchmark (``make bench``): ms/step of the trainer, batching gains, SIGReg
+implementations and peak memory, written to ``reports/bench.md`` and ``bench.json``.
+
+All figures of one report come from one process run, so ratios are comparable even on a
+noisy shared machine; absolute numbers are not.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig, load_run
+from .experiment import build_program, provenance
+from .train import Hyper, resolve_device, train
+
+__all__ = ["matmul_peak_gflops", "time_steps", "run_bench", "register_cli"]
+
+SPIRAL = ["world.mixer.kind=spiral", "world.latent.kind=gaussian",
+          "learner.encoder.hidden=256", "learner.encoder.depth=4",
+          "learner.objective.slices=256", "train.batch=256"]
+SWEEP = ["world.mixer.kind=spiral", "world.latent.kind=gaussian",
+         "learner.encoder.hidden=64", "learner.encoder.depth=4",
+         "learner.objective.slices=64", "train.batch=256"]
+
+
+def matmul_peak_gflops(dev: torch.device, n: int = 1024, repeats: int = 20) -> float:
+    """Best-of float32 square matmul throughput: the machine's practical peak."""
+    a = torch.randn(n, n, device=dev)
+    b = torch.randn(n, n, device=dev)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(dev)
+        t = time.perf_counter()
+        a @ b
+        _sync(dev)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _cfgs(overrides: list[str], k: int, impl: str = "auto") -> list[RunConfig]:
+    base = load_run(None, overrides + [f"learner.objective.impl={impl}"])
+    return [base.with_seed(s) for s in range(k)]
+
+
+def time_steps(cfgs: list[RunConfig], dev: torch.device, steps: int = 30,
+               warmup: int = 5) -> float:
+    """Median ms per training step of the batched program of ``cfgs`` (data included)."""
+    prog = build_program(cfgs, dev)
+    times: list[float] = []
+
+    def batches(step):
+        _sync(dev)
+        times.append(time.perf_counter())
+        return prog.stream(step)
+
+    h = prog.hyper
+    hyper = Hyper(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, steps + warmup + 1)
+    train(prog.params, prog.loss_fn, batches, hyper, progress=False)
+    deltas = [b - a for a, b in zip(times[warmup:], times[warmup + 1:])]
+    return 1000 * statistics.median(deltas)
+
+
+def mlp_ms(cfg: RunConfig, dev: torch.device, k: int = 1, repeats: int = 20) -> float:
+    """ms of the encoder's forward + backward alone on one step's input (2B samples)."""
+    prog = build_program([cfg.with_seed(s) for s in range(k)], dev)
+    enc = type(prog.learners[0].encoder)
+    params = {n: v.clone().requires_grad_(True) for n, v in prog.params.items()}
+    x = torch.randn(k, 2 * cfg.train.batch, cfg.world.dim, device=dev)
+    out = []
+    for i in range(repeats + 3):
+        _sync(dev)
+        t = time.perf_counter()
+        enc.apply(params, x).square().sum().backward()
+        _sync(dev)
+        if i >= 3:
+            out.append(time.perf_counter() - t)
+    return 1000 * statistics.median(out)
+
+
+def mlp_flops(cfg: RunConfig) -> float:
+    """Forward + backward FLOPs of the MLP encoder for one step (≈ 3 × forward)."""
+    enc = cfg.learner.encoder
+    dims = [cfg.world.dim] + [enc.hidden] * enc.depth + [cfg.world.dim]
+    macs = sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+    return 3 * 2 * macs * 2 * cfg.train.batch
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_bench(device: str = "auto", quick: bool = False) -> dict:
+    dev = resolve_device(device)
+    steps = 8 if quick else 30
+    res: dict = {"provenance": provenance(dev), "machine": platform.machine(),
+                 "threads": torch.get_num_threads()}
+    res["matmul_gflops"] = round(matmul_peak_gflops(dev), 1)
+    spiral = _cfgs(SPIRAL, 1)[0]
+    res["spiral_k1_ms"] = round(time_steps([spiral], dev, steps), 2)
+    for impl in ("direct", "recurrence"):
+        try:
+            res[f"spiral_k1_ms_{impl}"] = round(time_steps(_cfgs(SPIRAL, 1, impl), dev, steps), 2)
+        except KeyError:
+            res[f"spiral_k1_ms_{impl}"] = None
+    res["spiral_mlp_ms"] = round(mlp_ms(spiral, dev), 2)
+    gflop = mlp_flops(spiral) / 1e9
+    res["spiral_mlp_fraction_of_peak"] = round(
+        gflop / (res["spiral_mlp_ms"] / 1000) / res["matmul_gflops"], 3)
+    ks = [1, 4] if quick else [1, 16, 64]
+    for k in ks:
+        if k == 1:
+            continue
+        ms = time_steps(_cfgs(SPIRAL, k), dev, steps)
+        res[f"spiral_k{k}_ms"] = round(ms, 2)
+        res[f"spiral_k{k}_per_member_ratio"] = round(ms / k / res["spiral_k1_ms"], 3)
+    sweep1 = time_steps(_cfgs(SWEEP, 1), dev, steps)
+    res["sweep_k1_ms"] = round(sweep1, 2)
+    for k in ([4] if quick else [16, 64]):
+        ms = time_steps(_cfgs(SWEEP, k), dev, steps)
+        res[f"sweep_k{k}_ms"] = round(ms, 2)
+        res[f"sweep_k{k}_per_member_ratio"] = round(ms / k / sweep1, 3)
+    try:
+        from .sigreg import benchmark as sigreg_benchmark
+
+        res["sigreg_spiral"] = sigreg_benchmark(1, 512, 2, 256, repeats=5 if quick else 20)
+        res["sigreg_sweep_k64"] = sigreg_benchmark(64, 512, 2, 64, repeats=3 if quick else 10)
+    except ImportError:
+        pass
+    if dev.type == "cuda":
+        res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
+    res["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return res
+
+
+def to_markdown(res: dict) -> str:
+    p = res["provenance"]
+    lines = ["# identlab benchmark", "",
+             f"Device `{p['device']}` ({p['device_name']}), torch {p['torch']}, "
+             f"{res['threads']} threads, identlab {p['identlab']} ({p['git_sha']}). "
+             "All numbers below come from one run; compare ratios, not absolute times "
+             "across machines.", "",
+             "| quantity | value |", "|---|---|"]
+    for k, v in res.items():
+        if isinstance(v, (int, float)) or v is None:
+            lines.append(f"| `{k}` | {v} |")
+    for key in ("sigreg_spiral", "sigreg_sweep_k64"):
+        if key in res:
+            lines += ["", f"SIGReg forward+backward, `{key}` (ms per call):", "",
+                      "| implementation | ms |", "|---|---|"]
+            lines += [f"| {k} | {v} |" for k, v in res[key].items()]
+    lines += ["", "Definitions: `*_ms` median ms per training step (data, forward, backward, "
+              "AdamW); `*_per_member_ratio` = (ms/step of K members / K) / (ms/step of one "
+              "member), below 1 means batching pays; `spiral_mlp_fraction_of_peak` = the "
+              "encoder's forward+backward FLOP rate over the measured matmul peak; "
+              "`peak_rss_mb` / `peak_gpu_mb` peak memory of the benchmark process.", ""]
+    return "\n".join(lines)
+
+
+def register_cli(sub) -> None:
+    b = sub.add_parser("bench", help="speed benchmark -> reports/bench.md")
+    b.add_argument("--out", default="reports/bench.md", help="markdown output path")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--quick", action="store_true", help="few steps (smoke test)")
+    b.set_defaults(fn=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from .cli import ensure_writable_dir
+    from .store import write_json_atomic
+
+    out = Path(args.out)
+    ensure_writable_dir(out.parent)
+    res = run_bench(args.device, quick=args.quick)
+    out.write_text(to_markdown(res))
+    write_json_atomic(out.with_suffix(".json"), res)
+    print(to_markdown(res))
+    return 0
+
+
