@@ -11,4 +11,5 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# one thread: tests are many tiny ops, and a busy machine makes OpenMP spin-waits costly
+torch.set_num_threads(1)
