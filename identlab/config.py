@@ -95,10 +95,11 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         n_fit = int(self.n * self.fit_fraction)
-        if min(n_fit, self.n - n_fit) < max(20, self.knn + 1):
+        need = max(20, self.knn + 1)  # rows on each side of the split
+        if min(n_fit, self.n - n_fit) < need:
+            least = int(need / min(self.fit_fraction, 1 - self.fit_fraction)) + 1
             raise ConfigError("eval.n", f"= {self.n}: too small for a held-out split "
-                              f"(fit_fraction {self.fit_fraction}); use at least "
-                              f"{int(2 * max(20, self.knn + 1) / min(self.fit_fraction, 1 - self.fit_fraction)) + 1}")
+                              f"(fit_fraction {self.fit_fraction}); use at least {least}")
 
 
 @dataclass(frozen=True)

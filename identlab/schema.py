@@ -221,3 +221,16 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     return obj
+
+
+def value_label(v: Any) -> str:
+    """A short label for a grid value; sub-config mappings become ``kind(k=v, ...)``."""
+    if isinstance(v, dict):
+        kind = v.get("kind", "")
+        rest = ", ".join(f"{k}={value_label(x)}" for k, x in v.items() if k != "kind")
+        return f"{kind}({rest})" if rest else str(kind)
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return "[" + ",".join(value_label(x) for x in v) + "]"
+    return str(v)

@@ -32,7 +32,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .config import RunConfig, apply_overrides, build, config_hash, load_yaml
-from .schema import ConfigError
+from .schema import ConfigError, value_label
 from .store import Store, read_json, write_json_atomic
 
 __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "run_sweep", "value_label"]
@@ -89,19 +89,6 @@ class Cell:
 
     def overrides(self) -> list[tuple[str, Any]]:
         return list(self.values.items())
-
-
-def value_label(v: Any) -> str:
-    """A short label for a grid value; sub-config mappings become ``kind(k=v, ...)``."""
-    if isinstance(v, dict):
-        kind = v.get("kind", "")
-        rest = ", ".join(f"{k}={value_label(x)}" for k, x in v.items() if k != "kind")
-        return f"{kind}({rest})" if rest else str(kind)
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, list):
-        return "[" + ",".join(value_label(x) for x in v) + "]"
-    return str(v)
 
 
 # ------------------------------------------------------------------ loading

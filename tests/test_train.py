@@ -11,7 +11,7 @@ from identlab.config import load_run
 from identlab.encoders import LinearPredictor, MatchedEncoder, MLPEncoder, stack_params
 from identlab.experiment import run_group, signature
 from identlab.mixers import Coupling
-from identlab.objectives import (AlignOnly, InfoNCE, LeJEPA, VICReg, Whiten, alignment)
+from identlab.objectives import AlignOnly, InfoNCE, LeJEPA, VICReg, Whiten, alignment
 from identlab.train import Hyper, lr_factor, train
 
 TINY = ["world.mixer.kind=spiral", "learner.encoder.hidden=16", "learner.encoder.depth=2",
@@ -109,7 +109,7 @@ def test_mlp_encoder_init_is_seeded():
 def test_matched_encoder_inverts_coupling_with_its_weights(dim):
     """With W set to the mixer's, the matched encoder is the mixer's exact inverse."""
     mixer = Coupling(Coupling.Params(depth=4), dim, np.random.default_rng(0))
-    enc = MatchedEncoder(MatchedEncoder.Params(depth=4), dim, dim)
+    MatchedEncoder(MatchedEncoder.Params(depth=4), dim, dim)  # accepts the shape
     z = torch.randn(1, 50, dim, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     x = Coupling.apply({"W": mixer.weights["W"][None]}, z)
     h = MatchedEncoder.apply({"W": mixer.weights["W"][None]}, x)

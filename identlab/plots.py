@@ -1,0 +1,541 @@
+"""Figures for sweep reports: heatmaps, lines, h-vs-z scatters and the Thm-3 bound.
+
+Every function takes the flat results table of :func:`identlab.report.load_records`
+(one row per record) plus the sweep's ``grid`` (axis -> list of raw values, in spec
+order) and returns a :class:`matplotlib.figure.Figure`. Figures are built without
+``pyplot``, so nothing here touches global matplotlib state (no backend switch, no
+rcParams changes, no open-figure registry); :func:`save` writes PNG + SVG atomically.
+
+Conventions shared by all plots:
+
+* Only ``status == "ok"`` rows enter means; diverged rows are counted by the report.
+* An axis is a grid key (its levels are the cell labels, in grid order) or a
+  list-expanded column such as ``world.dynamics.rho[0]`` (levels are its sorted numbers).
+* Axes not named by a plot are pooled: their runs count as extra samples of a level.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from .schema import value_label
+
+__all__ = ["heatmap", "line", "scatter", "bound", "save", "axis_levels", "level_of",
+           "numeric_levels", "is_unit_metric", "cell_stats", "scatter_cells",
+           "align_orthogonal", "fmt", "message_figure", "short_axis", "DPI", "RECOVERED_R2"]
+
+DPI = 120
+RECOVERED_R2 = 0.5  # below this r2_hz a run is marked as "not recovered" on the bound plot
+UNIT_RE = re.compile(r"^(nl_)?(r2|cca|mcc)|_rate$|^bound_holds$")
+EXPANDED_RE = re.compile(r"^(?P<key>.+)\[(?P<i>\d+)\]$")
+CMAP = "viridis"
+
+
+# ------------------------------------------------------------------ small helpers
+def fmt(x, digits: int = 3) -> str:
+    """A short number: 3 significant digits, 'n/a' for missing values."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{float(x):.{digits}g}"
+
+
+def is_unit_metric(metric: str) -> bool:
+    """Metrics that live in [0, 1] (R², canonical correlations, MCC, rates)."""
+    return bool(UNIT_RE.search(metric))
+
+
+def short_axis(axis: str) -> str:
+    """``learner.objective.lam`` -> ``lam``; ``world.dynamics.rho[0]`` -> ``rho[0]``."""
+    return axis.rsplit(".", 1)[-1]
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of finished (not diverged) runs."""
+    return df[df["status"] == "ok"] if "status" in df else df
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def axis_levels(df: pd.DataFrame, axis: str, grid: dict) -> list[str]:
+    """The ordered labels of ``axis``: grid order for a grid key, numeric order for a
+    list-expanded column ``key[i]``."""
+    if axis in grid:
+        return list(dict.fromkeys(value_label(v) for v in grid[axis]))
+    if axis in df:
+        vals = pd.to_numeric(df[axis], errors="coerce").dropna().unique()
+        return [fmt(v, 6) for v in sorted(vals)]
+    raise KeyError(f"{axis!r} is neither a grid key nor a results column")
+
+
+def level_of(df: pd.DataFrame, axis: str, grid: dict) -> pd.Series:
+    """Each row's label on ``axis`` (matches :func:`axis_levels`)."""
+    if axis in grid:
+        return df[f"cell.{axis}"].astype(str)
+    vals = pd.to_numeric(df[axis], errors="coerce")
+    return vals.map(lambda v: fmt(v, 6) if pd.notna(v) else "n/a")
+
+
+def numeric_levels(df: pd.DataFrame, axis: str, grid: dict) -> list[float] | None:
+    """Numeric value of every level of ``axis`` in level order, or None if not numeric."""
+    if axis in grid:
+        if not all(_is_number(v) for v in grid[axis]):
+            return None
+        by_label = {value_label(v): float(v) for v in grid[axis]}
+        return [by_label[lab] for lab in axis_levels(df, axis, grid)]
+    return [float(lab) for lab in axis_levels(df, axis, grid)]
+
+
+def cell_stats(df: pd.DataFrame, metric: str, keys: Sequence[str], grid: dict) -> pd.DataFrame:
+    """Mean, std (ddof 0) and count of ``metric`` over ok rows, per combination of
+    ``keys`` levels (over seeds, and over any grid axis not in ``keys``). Columns: one
+    per key (labels), ``mean``, ``std``, ``n``."""
+    rows = ok_rows(df)
+    vals = pd.to_numeric(rows[metric], errors="coerce") if metric in rows else pd.Series(
+        np.nan, index=rows.index)
+    frame = pd.DataFrame({k: level_of(rows, k, grid) for k in keys})
+    frame["v"] = vals.astype(float)
+    if not keys:
+        v = frame["v"].dropna()
+        return pd.DataFrame({"mean": [v.mean()], "std": [v.std(ddof=0)], "n": [len(v)]})
+    g = frame.dropna(subset=["v"]).groupby(list(keys), sort=False)["v"]
+    out = g.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
+    return out
+
+
+def _rotate_if_long(ax, labels: Sequence[str]) -> None:
+    """Slant the x tick labels when they would not fit side by side."""
+    if max((len(s) for s in labels), default=0) * len(labels) > 40:
+        for t in ax.get_xticklabels():
+            t.set_rotation(30)
+            t.set_horizontalalignment("right")
+
+
+def _text_colour(rgba) -> str:
+    r, g, b = rgba[:3]
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
+def _facets(df: pd.DataFrame, facet: str | None, grid: dict) -> list[tuple[str | None,
+                                                                          pd.DataFrame]]:
+    if not facet:
+        return [(None, df)]
+    lev = level_of(df, facet, grid)
+    return [(lab, df[lev == lab]) for lab in axis_levels(df, facet, grid)]
+
+
+def message_figure(fig: Figure, msg: str) -> Figure:
+    """``fig`` with one centred message instead of a plot."""
+    ax = fig.add_subplot(1, 1, 1)
+    ax.axis("off")
+    ax.text(0.5, 0.5, msg, ha="center", va="center", wrap=True, fontsize=11)
+    return fig
+
+
+# ------------------------------------------------------------------ heatmap
+def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
+            facet: str | None = None, overlay: str | None = None,
+            title: str | None = None, threshold: float | None = None) -> Figure:
+    """Mean of ``metric`` over seeds in each (x, y) cell, annotated ``mean ± std``.
+
+    ``overlay='rho_sq'`` draws the slow-feature boundary ρ_max² = ρ_min on a heatmap of
+    two per-dimension rhos; ``overlay='theorem'`` outlines cells where the theorem's
+    assumptions hold for every record. ``threshold`` marks cells whose mean reaches it.
+    """
+    xl, yl = axis_levels(df, x, grid), axis_levels(df, y, grid)
+    panels = _facets(df, facet, grid)
+    stats = [cell_stats(sub, metric, [x, y], grid) for _, sub in panels]
+    vmin, vmax = _colour_range(metric, stats)
+    npan = len(panels)
+    w = max(3.6, 0.95 * len(xl) + 1.8)
+    h = max(3.0, 0.62 * len(yl) + 1.9)
+    fig = Figure(figsize=(w * npan + 1.2, h), layout="constrained")
+    axes = fig.subplots(1, npan, squeeze=False)[0]
+    norm = Normalize(vmin, vmax)
+    im, handles = None, {}
+    for ax, (flab, sub), st in zip(axes, panels, stats):
+        im = _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold)
+        if overlay == "theorem":
+            handles.update(_overlay_theorem(ax, sub, grid, x, y, xl, yl))
+        elif overlay == "rho_sq":
+            handles.update(_overlay_rho_sq(ax, df, grid, x, y))
+        ax.set_title(f"{short_axis(facet)} = {flab}" if facet else "", fontsize=10)
+    cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
+    note = f"; bold: ≥ {fmt(threshold)}" if threshold is not None else ""
+    cb.set_label(f"{metric} (mean over runs{note})")
+    if handles:
+        fig.legend(handles=list(handles.values()), loc="outside lower left", fontsize=8,
+                   frameon=False)
+    head = title or f"{metric} over {short_axis(x)} × {short_axis(y)}"
+    fig.suptitle("\n".join(textwrap.wrap(head, int(45 * npan + 15))), fontsize=12)
+    return fig
+
+
+def _colour_range(metric: str, stats: list[pd.DataFrame]) -> tuple[float, float]:
+    if is_unit_metric(metric):
+        return 0.0, 1.0
+    vals = np.concatenate([s["mean"].to_numpy(float) for s in stats]) if stats else []
+    vals = vals[np.isfinite(vals)] if len(vals) else vals
+    if not len(vals):
+        return 0.0, 1.0
+    lo, hi = float(vals.min()), float(vals.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold):
+    """One heatmap panel; returns the image (for the colour bar)."""
+    mat = np.full((len(yl), len(xl)), np.nan)
+    sd = np.full_like(mat, np.nan)
+    cnt = np.zeros(mat.shape, int)
+    for _, r in st.iterrows():
+        if r[x] in xl and r[y] in yl:
+            ij = yl.index(r[y]), xl.index(r[x])
+            mat[ij], sd[ij], cnt[ij] = r["mean"], r["std"], r["n"]
+    cmap = colormaps[CMAP].with_extremes(bad="#d9d9d9")
+    im = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, norm=norm, origin="lower",
+                   aspect="auto")
+    diverged = _diverged_cells(sub, grid, x, y)
+    fs = 8.0 if len(xl) <= 12 else 6.5
+    for i in range(len(yl)):
+        for j in range(len(xl)):
+            if np.isfinite(mat[i, j]):
+                txt = fmt(mat[i, j], 2) + (f"\n±{fmt(sd[i, j], 1)}" if cnt[i, j] > 1 else "")
+                face = im.cmap(norm(mat[i, j]))
+                col = _text_colour(face)
+                weight = "bold" if threshold is not None and mat[i, j] >= threshold else None
+            else:
+                txt = "diverged" if (yl[i], xl[j]) in diverged else "no runs"
+                face, col, weight = "#d9d9d9", "black", None
+            # a cell-coloured box keeps the numbers readable under overlay curves
+            ax.text(j, i, txt, ha="center", va="center", fontsize=fs, color=col,
+                    fontweight=weight, zorder=5,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": face, "ec": "none", "alpha": 0.8})
+    ax.set_xticks(range(len(xl)), xl)
+    ax.set_yticks(range(len(yl)), yl)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    _rotate_if_long(ax, xl)
+    return im
+
+
+def _diverged_cells(sub, grid, x, y) -> set[tuple[str, str]]:
+    if "status" not in sub or not len(sub):
+        return set()
+    lx, ly = level_of(sub, x, grid), level_of(sub, y, grid)
+    return {(b, a) for a, b, s in zip(lx, ly, sub["status"]) if s == "diverged"}
+
+
+def _overlay_theorem(ax, sub, grid, x, y, xl, yl) -> dict:
+    """Outline cells where theorem_applies is true for every record; returns the legend
+    handle (empty when no cell qualifies)."""
+    if "theorem_applies" not in sub or not len(sub):
+        return {}
+    applies = sub["theorem_applies"].astype("boolean").fillna(False).astype(bool)
+    frame = pd.DataFrame({"x": level_of(sub, x, grid), "y": level_of(sub, y, grid),
+                          "t": applies})
+    n = 0
+    for (lx, ly), t in frame.groupby(["x", "y"])["t"]:
+        if t.all() and lx in xl and ly in yl:
+            corner = (xl.index(lx) - 0.44, yl.index(ly) - 0.44)
+            ax.add_patch(Rectangle(corner, 0.88, 0.88, fill=False, edgecolor="white",
+                                   linewidth=3.2, zorder=2))
+            ax.add_patch(Rectangle(corner, 0.88, 0.88, fill=False, edgecolor="crimson",
+                                   linewidth=1.6, zorder=2))
+            n += 1
+    if not n:
+        return {}
+    return {"theorem": Patch(fill=False, edgecolor="crimson", linewidth=1.6,
+                             label="outlined: theorem's assumptions hold (every run)")}
+
+
+def _to_index(values: np.ndarray, levels: list[float]) -> np.ndarray:
+    """Numeric axis values -> fractional cell indices (linear between level centres)."""
+    lv = np.asarray(levels, float)
+    order = np.argsort(lv)
+    return np.interp(values, lv[order], np.arange(len(lv), dtype=float)[order],
+                     left=np.nan, right=np.nan)
+
+
+def _overlay_rho_sq(ax, df, grid, x, y) -> dict:
+    """The curve ρ_max² = ρ_min on a heatmap of two per-dimension rhos (both branches);
+    returns its legend handle."""
+    xv, yv = numeric_levels(df, x, grid), numeric_levels(df, y, grid)
+    if not xv or not yv or len(xv) < 2 or len(yv) < 2:
+        return {}
+    drawn = False
+    for branch in ("y=x^2", "x=y^2"):
+        if branch == "y=x^2":
+            xs = np.linspace(min(xv), max(xv), 400)
+            ys = xs**2
+        else:
+            ys = np.linspace(min(yv), max(yv), 400)
+            xs = ys**2
+        xi, yi = _to_index(xs, xv), _to_index(ys, yv)
+        keep = np.isfinite(xi) & np.isfinite(yi)
+        if keep.sum() < 2:
+            continue
+        ax.plot(xi[keep], yi[keep], color="white", lw=3.0, alpha=0.7, zorder=3)
+        ax.plot(xi[keep], yi[keep], color="crimson", lw=1.6, ls="--", zorder=4)
+        drawn = True
+    if not drawn:
+        return {}
+    return {"rho_sq": Line2D([], [], color="crimson", ls="--", lw=1.6,
+                             label="ρ_max² = ρ_min: whitening predicted to fail beyond")}
+
+
+# ------------------------------------------------------------------ line
+def _numeric_axis(df, x, grid) -> list[float] | None:
+    vals = numeric_levels(df, x, grid)
+    return vals if vals is not None and all(math.isfinite(v) for v in vals) else None
+
+
+def line(df: pd.DataFrame, grid: dict, *, metric: str, x: str, group: str | None = None,
+         facet: str | None = None, title: str | None = None,
+         threshold: float | None = None) -> Figure:
+    """``metric`` vs ``x``: one line per ``group`` level, mean ± 1 seed-std band, seeds
+    as faint dots; numeric x on a linear or (if > 2 decades) log scale."""
+    panels = _facets(df, facet, grid)
+    fig = Figure(figsize=(5.6 * len(panels) + 1.6, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    xl = axis_levels(df, x, grid)
+    xnum = _numeric_axis(df, x, grid)
+    logx = bool(xnum and min(xnum) > 0 and max(xnum) / min(xnum) > 100)
+    pos = dict(zip(xl, xnum if xnum else range(len(xl))))
+    groups = axis_levels(df, group, grid) if group else [None]
+    colours = _palette(len(groups))
+    for ax, (flab, sub) in zip(axes, panels):
+        for glab, col in zip(groups, colours):
+            part = sub if glab is None else sub[level_of(sub, group, grid) == glab]
+            _line_series(ax, part, metric, x, grid, pos, col, glab)
+        _line_axes(ax, metric, x, xl, xnum, logx, threshold)
+        ax.set_title(f"{short_axis(facet)} = {flab}" if facet else "", fontsize=10)
+    if group or threshold is not None:
+        axes[-1].legend(fontsize=8, loc="best", title_fontsize=8,
+                        title=short_axis(group) if group else None)
+    fig.suptitle("\n".join(textwrap.wrap(title or f"{metric} vs {short_axis(x)}", 70)),
+                 fontsize=12)
+    return fig
+
+
+def _palette(n: int) -> list:
+    cmap = colormaps["tab10" if n <= 10 else "viridis"]
+    return [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
+
+
+def _line_series(ax, part, metric, x, grid, pos, colour, label) -> None:
+    st = cell_stats(part, metric, [x], grid)
+    st = st[st[x].isin(list(pos))]
+    st = st.assign(p=st[x].map(pos)).sort_values("p")
+    if not len(st):
+        return
+    xs, m, s = st["p"].to_numpy(float), st["mean"].to_numpy(float), st["std"].to_numpy(float)
+    ax.plot(xs, m, "-o", color=colour, lw=1.8, ms=4, label=label, zorder=3)
+    if np.any(s > 0):
+        ax.fill_between(xs, m - s, m + s, color=colour, alpha=0.2, lw=0)
+    rows = ok_rows(part)
+    if metric in rows and len(rows):
+        px = level_of(rows, x, grid).map(pos)
+        py = pd.to_numeric(rows[metric], errors="coerce")
+        ax.scatter(px, py, s=10, color=colour, alpha=0.35, lw=0, zorder=2, rasterized=True)
+
+
+def _line_axes(ax, metric, x, xl, xnum, logx, threshold) -> None:
+    if xnum:
+        if logx:
+            ax.set_xscale("log")
+    else:
+        ax.set_xticks(range(len(xl)), xl)
+        _rotate_if_long(ax, xl)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls=":", lw=1, label=f"threshold {fmt(threshold)}")
+    if is_unit_metric(metric):
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, 0.0), max(hi, 1.02))
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+
+
+# ------------------------------------------------------------------ scatter
+def align_orthogonal(h: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre both, Q from the SVD of zᵀh (Q = U Vᵀ) so that h Qᵀ ≈ z; returns
+    (h Qᵀ, centred z)."""
+    hc, zc = h - h.mean(axis=0), z - z.mean(axis=0)
+    u, _, vt = np.linalg.svd(zc.T @ hc)
+    q = u @ vt
+    return hc @ q.T, zc
+
+
+def scatter_cells(df: pd.DataFrame, max_cells: int = 6) -> pd.DataFrame:
+    """Up to ``max_cells`` rows spread evenly over the cell order (smallest ok seed of each
+    cell that has a 2-D sample)."""
+    rows = ok_rows(df)
+    if "has_sample" in rows:
+        rows = rows[rows["has_sample"].astype(bool)]
+    if not len(rows):
+        return rows
+    first = rows.sort_values(["cell_index", "seed"]).groupby("cell_index", sort=True).head(1)
+    if len(first) <= max_cells:
+        return first
+    pick = np.unique(np.round(np.linspace(0, len(first) - 1, max_cells)).astype(int))
+    return first.iloc[pick]
+
+
+def scatter(df: pd.DataFrame, samples: dict[str, dict], grid: dict, *,
+            title: str | None = None, max_cells: int = 6) -> Figure:
+    """h against z after the best orthogonal alignment, one panel per chosen cell:
+    (z₁, (hQᵀ)₁) and (z₂, (hQᵀ)₂); a straight diagonal means h is a rotation of z.
+    ``samples`` maps a record hash to its ``sample`` ({z, h} lists)."""
+    chosen = scatter_cells(df[df["hash"].isin(list(samples))] if len(df) else df, max_cells)
+    if not len(chosen):
+        return message_figure(Figure(figsize=(6, 3)),
+                              "no 2-D samples to show (not a 2-D world, or every run diverged)")
+    n = len(chosen)
+    ncol = min(3, n)
+    nrow = math.ceil(n / ncol)
+    fig = Figure(figsize=(3.6 * ncol, 3.7 * nrow + 0.5), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax, (_, row) in zip(axes, chosen.iterrows()):
+        _scatter_panel(ax, row, samples[row["hash"]], grid)
+    for ax in axes[n:]:
+        ax.axis("off")
+    fig.suptitle(title or "h vs z after orthogonal (Procrustes) alignment", fontsize=12)
+    return fig
+
+
+def cell_text(row: pd.Series, grid: dict) -> str:
+    return ", ".join(f"{short_axis(a)}={row.get(f'cell.{a}', '?')}" for a in grid)
+
+
+def _scatter_panel(ax, row, sample, grid) -> None:
+    z, h = np.asarray(sample["z"], float), np.asarray(sample["h"], float)
+    ha, zc = align_orthogonal(h, z)
+    colours = ("tab:blue", "tab:orange")
+    for d in range(min(2, z.shape[1])):
+        ax.scatter(zc[:, d], ha[:, d], s=5, alpha=0.5, color=colours[d], lw=0,
+                   label=f"dim {d + 1}", rasterized=True)
+    lim = float(np.nanmax(np.abs(np.concatenate([zc.ravel(), ha.ravel()])))) * 1.05 or 1.0
+    ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8, ls="--")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("z_i (centred)")
+    ax.set_ylabel("(h Qᵀ)_i")
+    r2 = row.get("r2_hz")
+    head = f"{cell_text(row, grid)} (seed {int(row['seed'])})"
+    ax.set_title("\n".join(textwrap.wrap(head, 38)) + f"\nr2_hz = {fmt(r2)}", fontsize=8.5)
+    ax.legend(fontsize=7, loc="upper left", markerscale=2)
+
+
+# ------------------------------------------------------------------ bound
+def bound_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Ok rows with a finite, positive bound and a finite Procrustes error."""
+    rows = ok_rows(df)
+    if "bound" not in rows or "procrustes" not in rows:
+        return rows.iloc[0:0]
+    b = pd.to_numeric(rows["bound"], errors="coerce")
+    p = pd.to_numeric(rows["procrustes"], errors="coerce")
+    return rows[np.isfinite(b) & (b > 0) & np.isfinite(p)]
+
+
+def bound(df: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Measured error (procrustes) vs the Thm-3 bound D + (ε + D)², log-log, with y = x;
+    colour = bound_holds, ✕ = r2_hz < 0.5 (kept, not dropped); caption: fraction held."""
+    rows = bound_rows(df)
+    fig = Figure(figsize=(5.8, 5.0), layout="constrained")
+    if not len(rows):
+        return message_figure(fig, "no run has a positive bound\n"
+                              "(the bound needs a Gaussian OU world; see the table)")
+    ax = fig.add_subplot(1, 1, 1)
+    b = pd.to_numeric(rows["bound"]).to_numpy(float)
+    p = pd.to_numeric(rows["procrustes"]).to_numpy(float)
+    floor = max(np.min(p[p > 0]) / 2 if np.any(p > 0) else 1e-6, 1e-12)
+    p = np.maximum(p, floor)
+    holds = rows["bound_holds"].astype("boolean").fillna(False).to_numpy(bool)
+    r2 = pd.to_numeric(rows.get("r2_hz"), errors="coerce").to_numpy(float)
+    bad = np.nan_to_num(r2, nan=-np.inf) < RECOVERED_R2
+    se = pd.to_numeric(rows.get("bound_se"), errors="coerce").fillna(0).to_numpy(float)
+    lo = min(b.min(), p.min()) / 1.8
+    hi = max((b + 3 * se).max(), p.max()) * 1.8
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", zorder=1)
+    ax.errorbar(b, p, xerr=[np.minimum(3 * se, b * 0.9), 3 * se], fmt="none",
+                ecolor="0.6", elinewidth=0.7, alpha=0.6, zorder=1)
+    for mask, mk, size in ((~bad, "o", 28), (bad, "X", 48)):
+        for held, col in ((True, "tab:green"), (False, "tab:red")):
+            m = mask & (holds == held)
+            if m.any():
+                ax.scatter(b[m], p[m], marker=mk, s=size, color=col, alpha=0.8,
+                           edgecolor="black", lw=0.4, zorder=3)
+    _log_axes(ax, lo, hi)
+    ax.set_xlabel("bound  D + (ε + D)²  (bars: ±3 SE)")
+    ax.set_ylabel("measured error  (procrustes)")
+    fig.legend(handles=_bound_legend(bad.any()), fontsize=8, loc="outside lower center",
+               ncol=2, frameon=False)
+    ax.grid(alpha=0.3, which="major")
+    k, n = int(holds.sum()), len(holds)
+    fig.suptitle(title or "Theorem 3: measured error vs bound", fontsize=12)
+    ax.set_title(f"bound holds in {k}/{n} runs ({100 * k / n:.0f}%)", fontsize=10)
+    return fig
+
+
+def _log_axes(ax, lo: float, hi: float) -> None:
+    """Equal log-log limits with plain tick labels (minor labels only on short ranges)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    sparse = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(sparse if hi / lo < 20 else NullFormatter())
+
+
+def _bound_legend(any_bad: bool) -> list:
+    handles = [Line2D([], [], color="grey", ls="--", label="error = bound"),
+               Line2D([], [], marker="o", ls="", color="tab:green", label="bound holds"),
+               Line2D([], [], marker="o", ls="", color="tab:red", label="bound violated")]
+    if any_bad:
+        handles.append(Line2D([], [], marker="X", ls="", color="0.4",
+                              label=f"r2_hz < {RECOVERED_R2}"))
+    return handles
+
+
+# ------------------------------------------------------------------ saving
+def save(fig: Figure, stem: str | Path) -> list[Path]:
+    """Write ``stem.png`` (dpi 120) and ``stem.svg``, each via a temp file + rename."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in ("png", "svg"):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                fig.savefig(f, format=ext, dpi=DPI)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+            fig.set_layout_engine("none")  # keep the layout just computed; skip redoing it
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        out.append(path)
+    return out

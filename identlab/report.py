@@ -1,0 +1,621 @@
+"""Sweep reports: a flat results table, figures and a README generated from the numbers.
+
+``load_records(DIR)`` flattens a sweep directory's records into one DataFrame row per
+record (and writes ``DIR/results.csv``); ``write_report(DIR, reports_root)`` renders the
+spec's plots into ``<reports_root>/<name>/`` with one paragraph per figure, computed from
+the same table (nothing in the text is hard-coded); ``write_index`` links every report.
+
+Only finished (``ok``) runs enter means and rates; diverged runs are counted and named.
+Output never leaves ``reports_root``: the report folder is the spec name, which must
+match ``^[A-Za-z0-9][A-Za-z0-9_-]*$``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .plots import fmt, is_unit_metric, ok_rows, short_axis
+from .schema import ConfigError, value_label
+from .store import Store, read_json
+
+__all__ = ["load_records", "records_frame", "write_report", "write_index", "report_dir",
+           "describe_heatmap", "describe_line", "describe_scatter", "describe_bound",
+           "cell_table", "plot_id", "TABLE_METRICS", "DEFAULT_THRESHOLD"]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes")
+DEFAULT_THRESHOLD = 0.9  # "recovered" level for unit metrics when the plot names none
+FIGURE_RE = re.compile(r"^\d{2}-[A-Za-z0-9_-]+\.(png|svg)$")
+
+
+# ------------------------------------------------------------------ flattening
+def _flatten(obj, prefix: str, out: dict) -> None:
+    """Dotted leaves of nested dicts; lists of scalars become ``key[i]`` plus a joined
+    ``key`` string, other lists a JSON string."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(obj, (list, tuple)):
+        if all(_scalar(v) for v in obj):
+            out[prefix] = ";".join(_join_item(v) for v in obj)
+            for i, v in enumerate(obj):
+                out[f"{prefix}[{i}]"] = v
+        else:
+            out[prefix] = json.dumps(obj, separators=(",", ":"))
+    else:
+        out[prefix] = obj
+
+
+def _scalar(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def _join_item(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _axis_columns(values: dict, labels: dict) -> dict:
+    """``cell.<axis>`` labels, ``<axis>`` raw values (mappings/lists as their labels) and
+    ``<axis>[i]`` for list values."""
+    out = {}
+    for axis, label in labels.items():
+        out[f"cell.{axis}"] = label
+    for axis, v in values.items():
+        if isinstance(v, list):
+            out[axis] = labels.get(axis, json.dumps(v))
+            for i, x in enumerate(v):
+                out[f"{axis}[{i}]"] = x
+        elif isinstance(v, dict):
+            out[axis] = labels.get(axis, json.dumps(v, sort_keys=True))
+        else:
+            out[axis] = v
+    return out
+
+
+def _metric_columns(metrics: dict) -> dict:
+    out = {}
+    for k, v in (metrics or {}).items():
+        if isinstance(v, (list, tuple)):
+            out[k] = ";".join(_join_item(x) for x in v if _scalar(x))
+        elif _scalar(v):
+            out[k] = v
+    return out
+
+
+def record_row(rec: dict) -> dict:
+    """One flat row of a record (see :func:`load_records` for the columns)."""
+    sweep = rec.get("sweep") or {}
+    prov = rec.get("provenance") or {}
+    row = {"hash": rec.get("hash"), "seed": rec.get("seed"), "status": rec.get("status"),
+           "diverged_at": rec.get("diverged_at"), "theorem_applies": rec.get("theorem_applies"),
+           "cell_index": sweep.get("cell_index")}
+    for k, v in (rec.get("flags") or {}).items():
+        row[f"flag.{k}"] = v
+    row.update(_axis_columns(sweep.get("values") or {}, sweep.get("cell") or {}))
+    cfg: dict = {}
+    _flatten(rec.get("config") or {}, "", cfg)
+    row.update({f"cfg.{k}": v for k, v in cfg.items()})
+    row.update(_metric_columns(rec.get("metrics") or {}))
+    row["final_loss"] = (rec.get("train") or {}).get("final_loss")
+    for k in ("wall_s", "train_s", "steps_per_s", "group_size", "device"):
+        row[k] = prov.get(k)
+    row["reasons"] = "; ".join(rec.get("reasons") or [])
+    row["has_sample"] = rec.get("sample") is not None
+    return row
+
+
+BOOL_COLUMNS = ("theorem_applies", "bound_holds", "has_sample", "h_finite")
+
+
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """DataFrame of flat rows, ordered by cell then seed; booleans as nullable bools."""
+    df = pd.DataFrame([record_row(r) for r in records])
+    if not len(df):
+        return pd.DataFrame(columns=["hash", "seed", "status", "diverged_at",
+                                     "theorem_applies", "cell_index"])
+    for col in [c for c in df if c in BOOL_COLUMNS or c.startswith("flag.")]:
+        df[col] = df[col].astype("boolean")
+    df = df.sort_values(["cell_index", "seed"], na_position="last", kind="stable")
+    return df.reset_index(drop=True)
+
+
+def _spec_name(sweep_dir: Path) -> str | None:
+    spec = read_json(sweep_dir / "spec.json")
+    return spec.get("name") if isinstance(spec, dict) else None
+
+
+def _sweep_records(sweep_dir: Path) -> list[dict]:
+    """The directory's records that belong to its spec (all of them without a spec)."""
+    name = _spec_name(sweep_dir)
+    recs = Store(sweep_dir).records()
+    if name is None:
+        return recs
+    return [r for r in recs if (r.get("sweep") or {}).get("name") == name]
+
+
+def load_records(sweep_dir: str | Path) -> pd.DataFrame:
+    """One row per record of the sweep in ``sweep_dir``; also writes ``results.csv`` there.
+
+    Columns: ``hash, seed, status, diverged_at, theorem_applies, cell_index``,
+    ``flag.<name>``, ``cell.<axis>`` (labels), ``<axis>`` (raw values; mappings and lists
+    as labels) and ``<axis>[i]`` for list values, ``cfg.<dotted.key>`` for every config
+    leaf, every scalar metric by name (list metrics joined with ';'), ``final_loss``,
+    ``wall_s``, ``train_s``, ``steps_per_s``, ``group_size``, ``device``, ``reasons``,
+    ``has_sample``.
+    """
+    sweep_dir = Path(sweep_dir)
+    df = records_frame(_sweep_records(sweep_dir))
+    _write_text(sweep_dir / "results.csv", df.to_csv(index=False))
+    return df
+
+
+# ------------------------------------------------------------------ safe output paths
+def report_dir(reports_root: str | Path, name) -> Path:
+    """``reports_root/name``, refusing names that could leave the root."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError("spec.name", f"= {name!r}: a report name must match "
+                          f"{NAME_RE.pattern} (it names a folder under the reports root)")
+    root = Path(reports_root).resolve()
+    out = (root / name).resolve()
+    if out.parent != root:
+        raise ConfigError("spec.name", f"= {name!r}: resolves outside {str(root)!r}")
+    return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ------------------------------------------------------------------ numbers for the text
+def _ms(mean, std, n: int = 2) -> str:
+    """``mean ± std``; just the mean when it rests on a single run."""
+    return f"{fmt(mean)} ± {fmt(std)}" if n > 1 else fmt(mean)
+
+
+def _row_ms(row: pd.Series) -> str:
+    return _ms(row["mean"], row["std"], int(row["n"]))
+
+
+def _divergence(df: pd.DataFrame) -> str:
+    n = len(df)
+    d = int((df["status"] == "diverged").sum()) if "status" in df else 0
+    if not n:
+        return "No records."
+    if not d:
+        return f"All {n} runs finished (none diverged)."
+    return (f"Diverged: {d} of {n} runs, excluded from the means "
+            f"(cells: {', '.join(_diverged_cells(df))}).")
+
+
+def _diverged_cells(df: pd.DataFrame) -> list[str]:
+    rows = df[df["status"] == "diverged"]
+    axes = [c[5:] for c in df if c.startswith("cell.")]
+    labels = rows.apply(lambda r: ", ".join(f"{short_axis(a)}={r[f'cell.{a}']}"
+                                            for a in axes), axis=1)
+    return list(dict.fromkeys(labels)) if len(rows) else []
+
+
+def _pooled(axes_used: list[str], grid: dict) -> str:
+    base = {a.split("[")[0] for a in axes_used if a}
+    rest = [a for a in grid if a not in base]
+    return f" Pooled over {', '.join(rest)}." if rest else ""
+
+
+def _theorem_by_cell(df: pd.DataFrame, keys: list[str], grid: dict) -> pd.DataFrame:
+    """Per (keys) cell: 'yes' if theorem_applies for every record, 'no' if for none."""
+    frame = pd.DataFrame({k: plots.level_of(df, k, grid) for k in keys})
+    frame["t"] = df["theorem_applies"].astype("boolean").fillna(False).astype(bool)
+    g = frame.groupby(keys, sort=False)["t"]
+    out = g.agg(["all", "any"]).reset_index()
+    out["theorem"] = np.where(out["all"], "yes", np.where(out["any"], "mixed", "no"))
+    return out[keys + ["theorem"]]
+
+
+def heatmap_cells(df: pd.DataFrame, grid: dict, metric: str, x: str, y: str,
+                  facet: str | None = None) -> pd.DataFrame:
+    """Cell statistics behind a heatmap (mean, std, n, theorem) over (facet, x, y)."""
+    keys = [k for k in (facet, x, y) if k]
+    st = plots.cell_stats(df, metric, keys, grid)
+    if "theorem_applies" in df and len(st):
+        st = st.merge(_theorem_by_cell(df, keys, grid), on=keys, how="left")
+    return st
+
+
+def _where(row: pd.Series, keys: list[str]) -> str:
+    return ", ".join(f"{short_axis(k)}={row[k]}" for k in keys)
+
+
+def describe_heatmap(df: pd.DataFrame, grid: dict, p: dict) -> str:
+    """One paragraph: extremes (mean ± seed std), threshold counts split by whether the
+    theorem applies, the trend along each axis, the ρ² boundary, divergences."""
+    metric, x, y, facet = p.get("metric") or "r2_hz", p["x"], p["y"], p.get("facet")
+    keys = [k for k in (facet, x, y) if k]
+    st = heatmap_cells(df, grid, metric, x, y, facet)
+    n_seeds = df["seed"].nunique() if len(df) else 0
+    parts = [f"Each cell shows the mean ± std of {metric} over its finished runs "
+             f"({n_seeds} seed(s); {len(st)} cells with finished runs) on {x} × {y}"
+             + (f", one panel per {facet}." if facet else ".") + _pooled(keys, grid)]
+    if len(st):
+        hi, lo = st.loc[st["mean"].idxmax()], st.loc[st["mean"].idxmin()]
+        parts.append(f"Highest: {_row_ms(hi)} at {_where(hi, keys)}; "
+                     f"lowest: {_row_ms(lo)} at {_where(lo, keys)}.")
+        parts.append(_threshold_text(st, metric, p.get("threshold")))
+        parts.append(_trend_text(df, grid, metric, [x, y]))
+        if p.get("overlay") == "rho_sq":
+            parts.append(_rho_sq_text(df, grid, metric, x, y))
+    parts.append(_divergence(df))
+    return " ".join(s for s in parts if s)
+
+
+def _threshold_text(st: pd.DataFrame, metric: str, threshold, unit: str = "cells") -> str:
+    """How many cells (rows of ``st``) have a mean at or above the threshold, split by
+    whether the theorem applies when ``st`` says so."""
+    thr = threshold if threshold is not None else (
+        DEFAULT_THRESHOLD if is_unit_metric(metric) else None)
+    if thr is None:
+        return ""
+    above = st["mean"] >= thr
+    if "theorem" not in st:
+        return f"Mean {metric} ≥ {fmt(thr)} at {int(above.sum())}/{len(st)} {unit}."
+    bits = []
+    for key, what in (("yes", "where the theorem applies"), ("no", "where it does not"),
+                      ("mixed", "with mixed assumptions")):
+        m = st["theorem"] == key
+        if m.any():
+            bits.append(f"{int((above & m).sum())}/{int(m.sum())} {unit} {what}")
+    return f"Mean {metric} ≥ {fmt(thr)} in " + "; ".join(bits) + "."
+
+
+def _trend_text(df: pd.DataFrame, grid: dict, metric: str, axes: list[str]) -> str:
+    """Mean ± std at the first and last level of each axis, pooled over the others."""
+    bits = []
+    for axis in axes:
+        st = plots.cell_stats(df, metric, [axis], grid)
+        levels = [lv for lv in plots.axis_levels(df, axis, grid) if lv in set(st[axis])]
+        if len(levels) < 2:
+            continue
+        first = st[st[axis] == levels[0]].iloc[0]
+        last = st[st[axis] == levels[-1]].iloc[0]
+        name = short_axis(axis)
+        bits.append(f"from {_row_ms(first)} at {name}={levels[0]} to "
+                    f"{_row_ms(last)} at {name}={levels[-1]}")
+    if not bits:
+        return ""
+    return f"Pooling everything else, {metric} goes " + ", and ".join(bits) + "."
+
+
+def beyond_rho_sq(df: pd.DataFrame, x: str, y: str) -> pd.Series:
+    """Per row: True where max(ρx, ρy)² > min(ρx, ρy) (whitening predicted to fail)."""
+    a = pd.to_numeric(df[x], errors="coerce")
+    b = pd.to_numeric(df[y], errors="coerce")
+    return np.maximum(a, b) ** 2 > np.minimum(a, b)
+
+
+def _rho_sq_text(df: pd.DataFrame, grid: dict, metric: str, x: str, y: str) -> str:
+    """Mean ± std of the metric over runs beyond vs inside the curve ρ_max² = ρ_min."""
+    if x not in df or y not in df:
+        return ""
+    rows = ok_rows(df)
+    beyond = beyond_rho_sq(rows, x, y).to_numpy(bool)
+    vals = pd.to_numeric(rows[metric], errors="coerce").dropna()
+    bits = []
+    for mask, where in ((beyond, "Beyond the curve ρ_max² = ρ_min"), (~beyond, "inside it")):
+        n_cells = rows.loc[mask, "cell_index"].nunique()
+        v = vals[vals.index.isin(rows.index[mask])]
+        bits.append(f"{where} ({n_cells} cells) the mean {metric} is "
+                    f"{_ms(v.mean(), v.std(ddof=0), len(v))}")
+    return "; ".join(bits) + "."
+
+
+def describe_line(df: pd.DataFrame, grid: dict, p: dict) -> str:
+    """One paragraph: per group, the metric at the first and last x and its best x."""
+    metric, x, group = p.get("metric") or "r2_hz", p["x"], p.get("group")
+    keys = [k for k in (group, x) if k]
+    st = plots.cell_stats(df, metric, keys, grid)
+    xl = plots.axis_levels(df, x, grid)
+    parts = [f"{metric} against {x} (mean ± std over runs; dots are single runs)"
+             + (f", one line per {group}." if group else ".") + _pooled(
+                 keys + [p.get("facet")], grid)]
+    groups = plots.axis_levels(df, group, grid) if group else [None]
+    for g in groups:
+        sub = st if g is None else st[st[group] == g]
+        sub = sub.assign(o=sub[x].map({lv: i for i, lv in enumerate(xl)})).sort_values("o")
+        if not len(sub):
+            continue
+        a, b, best = sub.iloc[0], sub.iloc[-1], sub.loc[sub["mean"].idxmax()]
+        who = f"For {short_axis(group)}={g}, " if g is not None else ""
+        parts.append(f"{who}{metric} is {_row_ms(a)} at {short_axis(x)}="
+                     f"{a[x]} and {_row_ms(b)} at {short_axis(x)}={b[x]} "
+                     f"(best {fmt(best['mean'])} at {best[x]}).")
+    if p.get("threshold") is not None:
+        parts.append(_threshold_text(st, metric, p["threshold"], "points"))
+    parts.append(_divergence(df))
+    return " ".join(s for s in parts if s)
+
+
+def describe_scatter(df: pd.DataFrame, grid: dict, samples: dict) -> str:
+    """One paragraph: which cells are shown and their r2_hz."""
+    shown = plots.scatter_cells(df[df["hash"].isin(list(samples))] if len(df) else df)
+    if not len(shown):
+        return ("No 2-D samples are stored (the world is not 2-D, or every run diverged), "
+                "so there is no scatter. " + _divergence(df))
+    cells = "; ".join(f"{plots.cell_text(r, grid)} (seed {int(r['seed'])}): r2_hz "
+                      f"{fmt(r.get('r2_hz'))}" for _, r in shown.iterrows())
+    n_cells = df["cell_index"].nunique()
+    return (f"Points of h after the best orthogonal map onto z, against z, per dimension, "
+            f"for {len(shown)} of {n_cells} cells (smallest seed): {cells}. Points on the "
+            f"dashed diagonal mean h is a rotation of z; curves or blobs mean it is not. "
+            + _divergence(df))
+
+
+def describe_bound(df: pd.DataFrame) -> str:
+    """One paragraph: how often the bound holds, slack, and the unrecovered runs."""
+    rows = plots.bound_rows(df)
+    n_ok = len(ok_rows(df))
+    if not len(rows):
+        return (f"None of the {n_ok} finished runs has a positive Theorem-3 bound (it is "
+                "computed for Gaussian OU worlds only), so there is nothing to compare. "
+                + _divergence(df))
+    holds = rows["bound_holds"].astype("boolean").fillna(False).astype(bool)
+    ratio = pd.to_numeric(rows["procrustes"]) / pd.to_numeric(rows["bound"])
+    r2 = pd.to_numeric(rows.get("r2_hz"), errors="coerce")
+    bad = r2.fillna(-np.inf) < plots.RECOVERED_R2
+    k, n = int(holds.sum()), len(rows)
+    text = (f"{n} of {n_ok} finished runs have a positive bound. The bound holds "
+            f"(procrustes ≤ bound + 3 SE) in {k}/{n} runs ({100 * k / n:.0f}%); the median "
+            f"ratio procrustes / bound is {fmt(ratio.median())} (range {fmt(ratio.min())}"
+            f"–{fmt(ratio.max())}). {int(bad.sum())} runs have r2_hz < "
+            f"{plots.RECOVERED_R2} (marked ✕)")
+    if bad.any():
+        text += f"; the bound holds in {int(holds[bad].sum())}/{int(bad.sum())} of them"
+    return text + ". " + _divergence(df)
+
+
+# ------------------------------------------------------------------ cell table
+def cell_table(df: pd.DataFrame, grid: dict) -> str:
+    """Markdown table: one row per cell, mean ± std of the key metrics, bound rate."""
+    if not len(df):
+        return "_No records._"
+    axes = [a for a in grid if f"cell.{a}" in df]
+    metrics = [m for m in TABLE_METRICS if m in df]
+    head = [short_axis(a) for a in axes] + ["runs ok", "theorem"] + metrics
+    has_bound = "bound_holds" in df and df["bound_holds"].notna().any()
+    if has_bound:
+        head.append("bound holds")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, cell in df.groupby("cell_index", sort=True):
+        ok = ok_rows(cell)
+        row = [_md(cell[f"cell.{a}"].iloc[0]) for a in axes]
+        row.append(f"{len(ok)}/{len(cell)}")
+        t = cell["theorem_applies"].astype("boolean").fillna(False).astype(bool)
+        row.append("yes" if t.all() else ("mixed" if t.any() else "no"))
+        for m in metrics:
+            v = pd.to_numeric(ok[m], errors="coerce").dropna()
+            row.append(_ms(v.mean(), v.std(ddof=0), len(v)) if len(v) else "n/a")
+        if has_bound:
+            b = ok["bound_holds"].dropna().astype(bool)
+            row.append(f"{int(b.sum())}/{len(b)}" if len(b) else "n/a")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _md(s) -> str:
+    return str(s).replace("|", "\\|")
+
+
+# ------------------------------------------------------------------ the report
+def plot_id(i: int, p: dict) -> str:
+    """File stem of the i-th plot, e.g. ``01-heatmap-r2_hz``."""
+    what = {"scatter": "h-vs-z", "bound": "bound"}.get(p["kind"], p.get("metric") or "r2_hz")
+    return f"{i + 1:02d}-{p['kind']}-" + re.sub(r"[^A-Za-z0-9_-]", "_", str(what))
+
+
+def _render(p: dict, df: pd.DataFrame, grid: dict, samples: dict):
+    """(figure, paragraph, default title) for one plot spec."""
+    kind, metric = p["kind"], p.get("metric") or "r2_hz"
+    if not len(ok_rows(df)):
+        from matplotlib.figure import Figure
+
+        fig = plots.message_figure(Figure(figsize=(6, 3)), "no finished runs yet")
+        return fig, "No finished runs to show. " + _divergence(df), f"{kind} of {metric}"
+    if kind == "heatmap":
+        fig = plots.heatmap(df, grid, metric=metric, x=p["x"], y=p["y"], facet=p.get("facet"),
+                            overlay=p.get("overlay"), title=p.get("title"),
+                            threshold=p.get("threshold"))
+        return fig, describe_heatmap(df, grid, p), f"{metric} over {p['x']} × {p['y']}"
+    if kind == "line":
+        fig = plots.line(df, grid, metric=metric, x=p["x"], group=p.get("group"),
+                         facet=p.get("facet"), title=p.get("title"),
+                         threshold=p.get("threshold"))
+        return fig, describe_line(df, grid, p), f"{metric} vs {p['x']}"
+    if kind == "scatter":
+        fig = plots.scatter(df, samples, grid, title=p.get("title"))
+        return fig, describe_scatter(df, grid, samples), "h vs z after orthogonal alignment"
+    if kind == "bound":
+        fig = plots.bound(df, title=p.get("title"))
+        return fig, describe_bound(df), "measured error vs the Theorem-3 bound"
+    raise ConfigError("spec.plots", f"kind = {kind!r}: one of heatmap, line, scatter, bound")
+
+
+def _run_counts(df: pd.DataFrame, spec: dict, summary: dict | None) -> str:
+    n_cells = int(np.prod([len(v) for v in _zipped_grid_sizes(spec)])) if spec.get(
+        "grid") else 0
+    seeds = len(spec.get("seeds") or [])
+    ok = int((df["status"] == "ok").sum()) if len(df) else 0
+    div = int((df["status"] == "diverged").sum()) if len(df) else 0
+    train = _train_seconds(df)
+    text = (f"**Runs:** {len(df)} records ({ok} ok, {div} diverged) of {n_cells * seeds} "
+            f"planned ({n_cells} cells × {seeds} seed(s)). **Training time:** {train:.1f} s "
+            "(batched programs, each counted once)")
+    if summary and summary.get("wall_s") is not None:
+        text += (f"; last sweep invocation: {summary['wall_s']} s wall, "
+                 f"{summary.get('trained', '?')} trained, {summary.get('skipped', '?')} reused")
+    return text + "."
+
+
+def _zipped_grid_sizes(spec: dict) -> list[list]:
+    zipped = [list(z) for z in spec.get("zip") or []]
+    inz = {k for z in zipped for k in z}
+    sizes = [spec["grid"][z[0]] for z in zipped]
+    sizes += [v for k, v in spec["grid"].items() if k not in inz]
+    return sizes
+
+
+def _train_seconds(df: pd.DataFrame) -> float:
+    """Sum over records of train_s / group_size: each batched program counted once."""
+    if "train_s" not in df or not len(df):
+        return 0.0
+    t = pd.to_numeric(df["train_s"], errors="coerce")
+    k = pd.to_numeric(df.get("group_size"), errors="coerce").fillna(1).clip(lower=1)
+    return float((t / k).sum())
+
+
+def _provenance(records: list[dict], spec: dict, sweep_dir: Path) -> str:
+    keys = (("identlab", "identlab version"), ("git_sha", "git sha"), ("torch", "torch"),
+            ("python", "python"), ("device", "device"), ("device_name", "device name"))
+    lines = []
+    for key, name in keys:
+        vals = sorted({str((r.get("provenance") or {}).get(key)) for r in records})
+        lines.append(f"- {name}: {', '.join(vals) if vals else 'n/a'}")
+    lines.append(f"- spec digest: {spec.get('digest', 'n/a')}; source: "
+                 f"{spec.get('source') or 'inline'}")
+    lines.append(f"- sweep directory: `{sweep_dir}`")
+    return "\n".join(lines)
+
+
+def _read_spec(sweep_dir: Path) -> dict:
+    spec = read_json(sweep_dir / "spec.json")
+    if not isinstance(spec, dict):
+        raise ConfigError("dir", f"{str(sweep_dir)!r} is not a sweep directory (no readable "
+                          "spec.json)")
+    return spec
+
+
+def write_report(sweep_dir: str | Path, reports_root: str | Path = "reports") -> Path:
+    """Write ``<reports_root>/<name>/README.md`` with figures (PNG + SVG), a paragraph per
+    figure computed from the records, a cell table, run counts and provenance; also
+    ``results.csv`` (in the sweep directory and next to the README). Returns the README."""
+    sweep_dir = Path(sweep_dir)
+    spec = _read_spec(sweep_dir)
+    out = report_dir(reports_root, spec.get("name"))
+    records = _sweep_records(sweep_dir)
+    df = load_records(sweep_dir)
+    grid = spec.get("grid") or {}
+    samples = {r["hash"]: r["sample"] for r in records if r.get("sample")}
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "results.csv", df.to_csv(index=False))
+    figures = _figures(spec, df, grid, samples, out)
+    _remove_stale(out, {f for f, *_ in figures})
+    text = _readme(spec, df, records, figures, grid, sweep_dir)
+    _write_text(out / "README.md", text)
+    return out / "README.md"
+
+
+def _figures(spec, df, grid, samples, out) -> list[tuple[str, str, str]]:
+    """Render every plot; returns (file stem, heading, paragraph) per figure."""
+    made = []
+    for i, p in enumerate(spec.get("plots") or []):
+        fig, para, default = _render(p, df, grid, samples)
+        stem = plot_id(i, p)
+        plots.save(fig, out / stem)
+        made.append((stem, p.get("title") or default, para))
+    return made
+
+
+def _remove_stale(out: Path, keep: set[str]) -> None:
+    """Delete figures of an earlier version of this report that are no longer produced."""
+    for f in out.iterdir():
+        if f.is_file() and FIGURE_RE.match(f.name) and f.name.rsplit(".", 1)[0] not in keep:
+            f.unlink()
+
+
+def _readme(spec, df, records, figures, grid, sweep_dir) -> str:
+    summary = read_json(sweep_dir / "summary.json")
+    desc = (spec.get("description") or "").strip()
+    parts = [f"# {spec['name']}", "", desc or "_No description._", "",
+             _run_counts(df, spec, summary if isinstance(summary, dict) else None), "",
+             "Grid: " + "; ".join(f"`{k}` ∈ {{{', '.join(value_label(v) for v in vals)}}}"
+                                  for k, vals in grid.items()) + ".", ""]
+    for n, (stem, heading, para) in enumerate(figures, 1):
+        alt = heading.replace("[", "(").replace("]", ")")
+        parts += [f"## {n}. {heading}", "", f"![{alt}]({stem}.png)", "",
+                  f"[SVG]({stem}.svg)", "", para, ""]
+    parts += ["## Cells", "", "Mean ± seed std over finished runs; `theorem` is whether the "
+              "world satisfies all of the theorem's assumptions (Gaussian, stationary, "
+              "additive).", "", cell_table(df, grid), "",
+              "Full table (one row per run): [results.csv](results.csv).", "",
+              "## Provenance", "", _provenance(records, spec, sweep_dir), ""]
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ index
+def _first_text_line(readme: Path) -> str:
+    """First prose line of a Markdown page (skipping headings, images, tables, HTML)."""
+    try:
+        lines = readme.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ""
+    for ln in lines:
+        s = ln.strip()
+        if s and not s.startswith(("#", "!", "|", "<", "```", "---", "[")):
+            return s[:200]
+    return ""
+
+
+def _pages(root: Path) -> list[tuple[str, str]]:
+    """(name, link) of every report page: ``*/README.md`` and loose ``*.md`` files."""
+    pages = [(p.parent.name, f"{p.parent.name}/README.md") for p in root.glob("*/README.md")]
+    pages += [(p.stem, p.name) for p in root.glob("*.md") if p.name != "README.md"]
+    return sorted(pages)
+
+
+def write_index(reports_root: str | Path, timings: dict[str, dict] | None = None,
+                total_wall_s: float | None = None) -> Path:
+    """Write ``<reports_root>/README.md`` linking every report page with its first line of
+    description and, where given, the sweep's run counts and wall time."""
+    root = Path(reports_root)
+    root.mkdir(parents=True, exist_ok=True)
+    timings = timings or {}
+    lines = ["# Reports", "", "Every report under this folder; wall times are from the run "
+             "that produced this index.", "",
+             "| report | description | planned | trained | reused | wall s |",
+             "|---|---|---|---|---|---|"]
+    seen = set()
+    for name, link in _pages(root):
+        seen.add(name)
+        lines.append(_index_row(name, link, _first_text_line(root / link), timings.get(name)))
+    for name in sorted(set(timings) - seen):
+        lines.append(_index_row(name, None, "(no report written)", timings[name]))
+    lines.append("")
+    if total_wall_s is not None:
+        lines += [f"Total wall time: {float(total_wall_s):.1f} s.", ""]
+    path = root / "README.md"
+    _write_text(path, "\n".join(lines))
+    return path
+
+
+def _index_row(name: str, link: str | None, desc: str, t: dict | None) -> str:
+    t = t or {}
+    cells = [f"[{name}]({link})" if link else name, _md(desc)]
+    cells += [_md(t.get(k, "")) for k in ("planned", "trained", "skipped", "wall_s")]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
