@@ -115,7 +115,7 @@ def _world_desc(cfg) -> str:
 
 
 # ------------------------------------------------------------------ run
-SUMMARY_KEYS = ["r2_hz", "r2_zh", "cca_mean", "cca_min", "mcc", "orth_err", "procrustes",
+SUMMARY_KEYS = ["r2_hz", "r2_xz", "r2_zh", "cca_mean", "cca_min", "mcc", "orth_err", "procrustes",
                 "epsilon", "delta", "D", "bound", "bound_holds", "nl_r2_hz", "sigreg_stat",
                 "align", "h_var"]
 

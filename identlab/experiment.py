@@ -242,6 +242,7 @@ def _evaluate_member(cfg, world, learner, params, k, dev) -> dict:
     out = evaluate(h[:n], h[n:], z_t, z_t1, rho=world.rho,
                    fit_fraction=cfg.eval.fit_fraction, knn=cfg.eval.knn,
                    sigreg_slices=cfg.eval.sigreg_slices, seed=cfg.seed)
+    out["r2_xz"] = _r2_from_observations(x.numpy()[:n], z_t, cfg.eval.fit_fraction)
     sample = None
     if cfg.world.dim == 2:  # a small sample for h-vs-z scatter plots
         m = min(SCATTER_POINTS, n)
@@ -250,6 +251,16 @@ def _evaluate_member(cfg, world, learner, params, k, dev) -> dict:
 
 
 SCATTER_POINTS = 400
+
+
+def _r2_from_observations(x: np.ndarray, z: np.ndarray, fit_fraction: float) -> float | None:
+    """Held-out linear R² of z from the raw observations x: how hard the mixing is (the
+    paper's R²(x→z) column), the baseline an encoder must beat."""
+    from .metrics import r2_linear
+
+    n_fit = int(len(z) * fit_fraction)
+    r2, _ = r2_linear(x[:n_fit], z[:n_fit], x[n_fit:], z[n_fit:])
+    return None if r2 is None or not np.isfinite(r2) else float(r2)
 
 
 # ------------------------------------------------------------------ many groups
