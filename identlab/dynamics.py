@@ -88,8 +88,23 @@ def check_rho(params, dim: int, path: str) -> None:
                           f"= {list(rho)}: per-dimension rho needs world.dim = {dim} entries")
 
 
+class _GaussianStationaryAR(Dynamics):
+    """Additive AR(1) channels that are stationary exactly for Gaussian latents."""
+
+    def stationary(self):
+        return self.latent.gaussian
+
+    def additive(self):
+        return True
+
+    def reasons(self):
+        return [] if self.latent.gaussian else [self.non_gaussian_reason]
+
+    non_gaussian_reason = ""
+
+
 @DYNAMICS.register("ou")
-class OU(Dynamics):
+class OU(_GaussianStationaryAR):
     """Ornstein–Uhlenbeck / AR(1): z' = ρ⊙z + sqrt(1−ρ²)⊙σ⊙η, η ~ N(0, I).
 
     Stationary exactly when the latent law is Gaussian (with variances σ²); with a
@@ -101,17 +116,8 @@ class OU(Dynamics):
         kind: str = "ou"
         rho: float | tuple[float, ...] = param(0.95, check=_rho_check, doc=RHO_DOC)
 
-    def stationary(self):
-        return self.latent.gaussian
-
-    def additive(self):
-        return True
-
-    def reasons(self):
-        if not self.latent.gaussian:
-            return ["Gaussian OU noise on a non-Gaussian latent law: the marginal moves "
-                    "toward the Gaussian at every step (not stationary)"]
-        return []
+    non_gaussian_reason = ("Gaussian OU noise on a non-Gaussian latent law: the marginal "
+                           "moves toward the Gaussian at every step (not stationary)")
 
     def step(self, z, t, rng):
         eta = rng.standard_normal(z.shape)
@@ -192,7 +198,7 @@ class CopulaOU(Dynamics):
 
 
 @DYNAMICS.register("naive_additive")
-class NaiveAdditive(Dynamics):
+class NaiveAdditive(_GaussianStationaryAR):
     """The paper code's channel: z' = ρz + sqrt(1−ρ²)η with η from the latent law itself.
 
     Additive, but stationary only for the Gaussian. Fourth cumulants add, so one step maps
@@ -204,17 +210,9 @@ class NaiveAdditive(Dynamics):
         kind: str = "naive_additive"
         rho: float | tuple[float, ...] = param(0.95, check=_rho_check, doc=RHO_DOC)
 
-    def stationary(self):
-        return self.latent.gaussian
-
-    def additive(self):
-        return True
-
-    def reasons(self):
-        if not self.latent.gaussian:
-            return ["noise drawn from the non-Gaussian latent law: a sum of two such "
-                    "variables has a different law (kurtosis drifts), so not stationary"]
-        return []
+    non_gaussian_reason = ("noise drawn from the non-Gaussian latent law: a sum of two "
+                           "such variables has a different law (kurtosis drifts), so not "
+                           "stationary")
 
     def step(self, z, t, rng):
         return self.rho * z + np.sqrt(1 - self.rho**2) * self.latent.sample(z.shape[0], rng)

@@ -19,15 +19,6 @@ from identlab.schema import ConfigError
 P_MIN = 1e-3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny batched matmuls are fastest single-threaded (a second intra-op thread costs
-    milliseconds per call on a busy machine); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # (id, kind, params, dim)
 MIXER_CASES = [
     ("identity", "identity", {}, 3),
