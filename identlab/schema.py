@@ -102,30 +102,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(path, f"= {_fmt(value)}: expected true or false")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(path, f"= {_fmt(value)}: expected an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ConfigError(path, f"= {_fmt(value)}: expected an integer")
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(path, f"= {_fmt(value)}: expected a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(path, f"= {_fmt(value)}: expected a number")
+    if tp is int or tp is float:
+        return _number(value, tp, path)
     if tp is str:
         if isinstance(value, str):
             return value
@@ -133,6 +111,23 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return build(tp, value, path)
     raise TypeError(f"unsupported config type {tp!r} at {path}")
+
+
+def _number(value: Any, tp: type, path: str) -> Any:
+    """An int or float from a number or a numeric string (``"1e-3"`` is a string in YAML
+    1.1); booleans and non-integral floats for ints are refused."""
+    what = "an integer" if tp is int else "a number"
+    if not isinstance(value, bool):
+        if isinstance(value, int) or (tp is float and isinstance(value, float)):
+            return tp(value)
+        if tp is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return tp(value)
+            except ValueError:
+                pass
+    raise ConfigError(path, f"= {_fmt(value)}: expected {what}")
 
 
 def _type_name(tp: Any) -> str:
