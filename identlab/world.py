@@ -62,10 +62,9 @@ class World:
 
     @property
     def rho(self) -> float | None:
-        """Scalar ρ for the approximation bound: OU-type Gaussian worlds only."""
-        if self.cfg.dynamics.kind in ("ou", "copula_ou") and self.theorem_applies:
-            return self.dynamics.scalar_rho
-        return None
+        """Scalar ρ for the approximation bound (Thm 3): worlds where the theorem applies
+        (Gaussian OU, whichever dynamics kind realises it) with one ρ for all dims."""
+        return self.dynamics.scalar_rho if self.theorem_applies else None
 
     # ---- sampling ----------------------------------------------------------
     def sample_pairs(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
