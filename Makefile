@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HYPOTHESIS_PROFILE ?= ci
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install test test-all lint sweep bench reproduce teach clean
+.PHONY: install test test-all lint sweep bench teach clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 sweep: $(STAMP)           ## the default phase-diagram sweeps -> reports/
 	$(PY) -m identlab sweep-all --out runs/sweeps --reports reports
+
+teach: $(STAMP)           ## the teaching walkthrough -> reports/teaching/
+	$(PY) -m identlab teach --out reports/teaching
 
 bench: $(STAMP)           ## speed benchmark -> reports/bench.md
 	$(PY) -m identlab bench --out reports/bench.md

@@ -176,8 +176,9 @@ def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
             handles.update(_overlay_rho_sq(ax, df, grid, x, y))
         ax.set_title(f"{short_axis(facet)} = {flab}" if facet else "", fontsize=10)
     cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
-    note = f"; bold: ≥ {fmt(threshold)}" if threshold is not None else ""
-    cb.set_label(f"{metric} (mean over runs{note})")
+    cb.set_label(f"{metric} (mean)")
+    if threshold is not None and vmin <= threshold <= vmax:  # bold cells reach this line
+        cb.ax.axhline(threshold, color="black", linewidth=1.2)
     if handles:
         fig.legend(handles=list(handles.values()), loc="outside lower left", fontsize=8,
                    frameon=False)
