@@ -85,18 +85,89 @@ def _finite_per_member(params: Params, k: int) -> torch.Tensor:
     return ok
 
 
+class _FlatAdamW:
+    """AdamW over one flat buffer holding every member's parameters.
+
+    Parameters are laid out parameter-major (each parameter's (K, ...) block is
+    contiguous), and the tensors handed to the loss are views into the buffer, so an
+    update is a handful of elementwise ops on one tensor instead of a few per parameter.
+    A setting shared by all members stays a Python scalar; one that differs is expanded
+    once to a per-element vector.
+    """
+
+    def __init__(self, params: Params, hyper: Hyper) -> None:
+        first = next(iter(params.values()))
+        self.k = first.shape[0]
+        dev = first.device
+        self.flat = torch.cat([p.detach().reshape(-1) for p in params.values()]).clone()
+        self.views: Params = {}
+        member = []
+        offset = 0
+        for name, p in params.items():
+            n = p.numel()
+            self.views[name] = self.flat[offset:offset + n].view(p.shape).requires_grad_(True)
+            member.append(torch.arange(self.k, device=dev).repeat_interleave(n // self.k))
+            offset += n
+        self.member = torch.cat(member)  # (P,) member index of every element
+        self.hyper = hyper
+        self.m = torch.zeros_like(self.flat)
+        self.v = torch.zeros_like(self.flat)
+        self.lr = self._per_element(hyper.lr)
+        self.b1 = self._per_element(hyper.beta1)
+        self.b2 = self._per_element(hyper.beta2)
+        self.eps = self._per_element(hyper.eps)
+        self.wd = self._per_element(hyper.weight_decay)
+        self.alive_el: torch.Tensor | None = None  # None while every member is alive
+
+    def _per_element(self, v: torch.Tensor) -> float | torch.Tensor:
+        if bool((v == v[0]).all()):
+            return float(v[0])
+        return v[self.member]
+
+    def set_alive(self, alive: torch.Tensor) -> None:
+        self.alive_el = None if bool(alive.all()) else alive[self.member]
+
+    @torch.no_grad()
+    def step(self, grads, step: int) -> None:
+        """Decoupled-weight-decay Adam (Loshchilov & Hutter); frozen members get lr 0 and
+        zero gradients so no NaN reaches the moments."""
+        g = torch.cat([(torch.zeros_like(p) if gr is None else gr).reshape(-1)
+                       for p, gr in zip(self.views.values(), grads)])
+        h = self.hyper
+        lr = self.lr * lr_factor(step, h.steps, h.warmup, h.decay_start)
+        if self.alive_el is not None:
+            g = torch.where(self.alive_el, g, torch.zeros_like(g))
+            lr = lr * self.alive_el
+        t = step + 1
+        b1, b2 = self.b1, self.b2
+        if isinstance(b1, float):
+            self.m.mul_(b1).add_(g, alpha=1 - b1)
+        else:
+            self.m.mul_(b1).addcmul_(1 - b1, g)
+        if isinstance(b2, float):
+            self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        else:
+            self.v.mul_(b2).addcmul_((1 - b2) * g, g)
+        denom = (self.v / (1 - b2**t)).sqrt_().add_(self.eps)
+        if not (isinstance(self.wd, float) and self.wd == 0.0):
+            self.flat.mul_(1 - lr * self.wd)
+        step_size = lr / (1 - b1**t)
+        if isinstance(step_size, float):
+            self.flat.addcdiv_(self.m, denom, value=-step_size)
+        else:
+            self.flat.addcdiv_(self.m * step_size, denom, value=-1.0)
+
+
 def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
           batches: Callable[[int], object], hyper: Hyper, *, log_every: int = 50,
           progress: bool = True, desc: str = "train") -> TrainResult:
     """Run ``hyper.steps`` AdamW steps on all members at once."""
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    first = next(iter(params.values()))
-    k_members = first.shape[0]
-    dev = first.device
+    opt = _FlatAdamW(params, hyper)
+    params = opt.views
+    k_members = opt.k
+    dev = opt.flat.device
     alive = torch.ones(k_members, dtype=torch.bool, device=dev)
     diverged_at: list[int | None] = [None] * k_members
-    m = {n: torch.zeros_like(p) for n, p in params.items()}
-    v = {n: torch.zeros_like(p) for n, p in params.items()}
     window = torch.zeros(k_members, dtype=torch.float64, device=dev)
     history: list[torch.Tensor] = []
     n_window = 0
@@ -111,8 +182,10 @@ def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
         alive = alive & finite
         total = torch.where(alive, loss, torch.zeros_like(loss)).sum()
         grads = torch.autograd.grad(total, list(params.values()), allow_unused=True)
+        if bool(newly_dead.any()):
+            opt.set_alive(alive)
+        opt.step(grads, step)
         with torch.no_grad():
-            _adamw_step(params, grads, m, v, hyper, step, alive)
             for i in torch.nonzero(newly_dead).flatten().tolist():
                 diverged_at[i] = step
             window += torch.where(alive, loss.detach().double(), torch.zeros_like(window))
@@ -137,23 +210,3 @@ def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
     out = {n: p.detach() for n, p in params.items()}
     return TrainResult(out, (~alive).cpu(), diverged_at, final, hist_list, log_every, wall,
                        hyper.steps / max(wall, 1e-9))
-
-
-def _adamw_step(params, grads, m, v, hyper: Hyper, step: int, alive: torch.Tensor) -> None:
-    """Decoupled-weight-decay Adam (Loshchilov & Hutter), per-member hyper-parameters."""
-    t = step + 1
-    factor = lr_factor(step, hyper.steps, hyper.warmup, hyper.decay_start)
-    lr = hyper.lr * factor * alive.to(hyper.lr.dtype)  # (K,), 0 for frozen members
-    bc1 = 1 - hyper.beta1**t
-    bc2 = 1 - hyper.beta2**t
-    for (name, p), g in zip(params.items(), grads):
-        if g is None:
-            continue
-        g = torch.where(_bcast(alive, g), g, torch.zeros_like(g))  # no NaN into moments
-        b1, b2 = _bcast(hyper.beta1, p), _bcast(hyper.beta2, p)
-        m[name].mul_(b1).add_((1 - b1) * g)
-        v[name].mul_(b2).addcmul_((1 - b2) * g, g)
-        step_size = _bcast(lr / bc1, p)
-        denom = (v[name] / _bcast(bc2, p)).sqrt_().add_(_bcast(hyper.eps, p))
-        p.mul_(1 - _bcast(lr * hyper.weight_decay, p))
-        p.sub_(step_size * m[name] / denom)

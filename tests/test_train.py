@@ -82,7 +82,8 @@ def test_divergent_member_is_frozen_and_others_unaffected():
     assert res.diverged_at[1] is not None and res.diverged_at[0] is None
     alone = train({"w": w0[[0, 2]]}, loss_fn, lambda s: None, hyper([1e-2, 1e-2]),
                   progress=False)
-    torch.testing.assert_close(res.params["w"][[0, 2]], alone.params["w"], rtol=0, atol=0)
+    # equal up to float rounding (a per-member lr takes a vector path, a shared one a scalar)
+    torch.testing.assert_close(res.params["w"][[0, 2]], alone.params["w"], rtol=1e-6, atol=1e-7)
     assert all(math.isfinite(x) for x in res.history[0])
 
 
