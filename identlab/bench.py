@@ -100,7 +100,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_bench(device: str = "auto", quick: bool = False) -> dict:
+def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False) -> dict:
     dev = resolve_device(device)
     steps = 8 if quick else 30
     res: dict = {"provenance": provenance(dev), "machine": platform.machine(),
@@ -133,14 +133,21 @@ def run_bench(device: str = "auto", quick: bool = False) -> dict:
     try:
         from .sigreg import benchmark as sigreg_benchmark
 
-        res["sigreg_spiral"] = sigreg_benchmark(1, 512, 2, 256, repeats=5 if quick else 20)
-        res["sigreg_sweep_k64"] = sigreg_benchmark(64, 512, 2, 64, repeats=3 if quick else 10)
+        impls = ("direct", "recurrence") + (("compiled",) if compiled else ())
+        res["sigreg_spiral"] = _rounded(sigreg_benchmark(1, 512, 2, 256, impls=impls,
+                                                         repeats=5 if quick else 20))
+        res["sigreg_sweep_k64"] = _rounded(sigreg_benchmark(64, 512, 2, 64, impls=impls,
+                                                            repeats=3 if quick else 10))
     except ImportError:
         pass
     if dev.type == "cuda":
         res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return res
+
+
+def _rounded(d: dict) -> dict:
+    return {k: round(v, 3) for k, v in d.items()}
 
 
 def to_markdown(res: dict) -> str:
@@ -172,6 +179,8 @@ def register_cli(sub) -> None:
     b.add_argument("--out", default="reports/bench.md", help="markdown output path")
     b.add_argument("--device", default="auto")
     b.add_argument("--quick", action="store_true", help="few steps (smoke test)")
+    b.add_argument("--compiled", action="store_true",
+                   help="also time the torch.compile SIGReg (compiles for a minute or more)")
     b.set_defaults(fn=cmd_bench)
 
 
@@ -181,7 +190,7 @@ def cmd_bench(args) -> int:
 
     out = Path(args.out)
     ensure_writable_dir(out.parent)
-    res = run_bench(args.device, quick=args.quick)
+    res = run_bench(args.device, quick=args.quick, compiled=args.compiled)
     out.write_text(to_markdown(res))
     write_json_atomic(out.with_suffix(".json"), res)
     print(to_markdown(res))

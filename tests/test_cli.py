@@ -112,3 +112,12 @@ def test_unknown_command_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["frobnicate"])
     assert e.value.code == 2
+
+
+def test_bench_quick_writes_report(tmp_path, capsys):
+    out = tmp_path / "bench.md"
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "spiral_k1_ms" in text and "sweep_k4_per_member_ratio" in text
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["spiral_k1_ms"] > 0 and data["matmul_gflops"] > 0
