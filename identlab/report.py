@@ -127,18 +127,19 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _spec_name(sweep_dir: Path) -> str | None:
-    spec = read_json(sweep_dir / "spec.json")
-    return spec.get("name") if isinstance(spec, dict) else None
-
-
 def _sweep_records(sweep_dir: Path) -> list[dict]:
-    """The directory's records that belong to its spec (all of them without a spec)."""
-    name = _spec_name(sweep_dir)
+    """The directory's records that belong to its current spec: those whose config hash
+    the spec planned (records of an earlier version of the spec are left out), or, for a
+    spec without a plan, those carrying its name (all of them without a spec)."""
+    spec = read_json(sweep_dir / "spec.json")
     recs = Store(sweep_dir).records()
-    if name is None:
+    if not isinstance(spec, dict):
         return recs
-    return [r for r in recs if (r.get("sweep") or {}).get("name") == name]
+    planned = spec.get("planned")
+    if planned is not None:
+        keep = set(planned)
+        return [r for r in recs if r.get("hash") in keep]
+    return [r for r in recs if (r.get("sweep") or {}).get("name") == spec.get("name")]
 
 
 def load_records(sweep_dir: str | Path) -> pd.DataFrame:

@@ -272,7 +272,8 @@ def prepare_dir(spec: SweepSpec, out: Path, resume: bool) -> Store:
         raise ConfigError("--out", f"{str(out)!r} holds {n} records of a different spec "
                           f"({old.get('name')!r}); pass --resume to add to it or choose "
                           "a new --out")
-    write_json_atomic(spec_path, spec.to_json())
+    planned = sorted(config_hash(c) for c, _ in plan(spec))
+    write_json_atomic(spec_path, {**spec.to_json(), "planned": planned})
     return store
 
 
@@ -298,7 +299,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
         EXECUTORS[executor](pending, store, device=device, bar=bar, max_members=max_members,
                             workers=workers, slurm=slurm or {}, progress=progress)
     bar.close()
-    recs = [r for r in store.records() if r.get("sweep", {}).get("name") == spec.name]
+    planned = {config_hash(c) for c, _ in todo}
+    recs = [r for r in store.records() if r.get("hash") in planned]
     summary = {"name": spec.name, "planned": len(todo), "skipped": len(todo) - len(pending),
                "trained": len(store.keys()) - n_before,
                "diverged": sum(r["status"] == "diverged" for r in recs),
@@ -398,7 +400,10 @@ def cmd_sweep_all(args) -> int:
             raise ConfigError("--only", f"= {name!r}: no sweep spec {path}")
         spec = load_spec(path, args.preset)
         out = Path(args.out) / spec.name
-        summary = run_sweep(spec, out, device=args.device, progress=not args.no_progress)
+        # resume: a changed default spec reuses the records it still plans, and the
+        # report keeps to the current plan
+        summary = run_sweep(spec, out, device=args.device, progress=not args.no_progress,
+                            resume=True)
         rep = write_report(out, args.reports)
         timings[name] = summary
         print(f"{name}: {summary['trained']} trained, {summary['skipped']} reused, "

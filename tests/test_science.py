@@ -56,6 +56,22 @@ def test_sigreg_only_cannot_undo_the_spiral_tiny():
     assert m["r2_hz"] < 0.5
 
 
+def test_bound_holds_on_trained_gaussian_ou_runs_tiny():
+    """Theorem 3 on trained encoders: in Gaussian OU worlds the measured recovery error
+    stays below D + (ε + D)² within its Monte-Carlo error, whatever the training reached."""
+    cfgs = [load_run("configs/spiral.yaml", SPIRAL_TINY + [f"world.dynamics.rho={rho}",
+                                                           f"learner.objective.lam={lam}"])
+            for rho, lam in [(0.5, 1e-3), (0.9, 1e-3), (0.95, 1e-2)]]
+    recs = run_group([c.with_seed(i) for i, c in enumerate(cfgs)], progress=False)
+    for r in recs:
+        m = r["metrics"]
+        assert r["theorem_applies"] and m["bound"] is not None
+        assert m["bound_holds"], (m["procrustes"], m["bound"], m["bound_se"])
+    non_ou = run_group([load_run("configs/spiral.yaml", SPIRAL_TINY + [
+        "world.latent.kind=laplace", "world.dynamics.kind=laplace_ar"])], progress=False)
+    assert non_ou[0]["metrics"]["bound"] is None  # the bound is stated for OU worlds only
+
+
 # ------------------------------------------------------------------ acceptance (slow)
 @pytest.mark.slow
 def test_spiral_acceptance():

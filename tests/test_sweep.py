@@ -209,3 +209,16 @@ def test_kill_mid_sweep_then_resume(tmp_path):
     assert len(files) == 8
     assert all(json.loads(p.read_text())["status"] == "ok" for p in files)
     assert not list((out / "records").glob(".*.tmp"))
+
+
+def test_changed_spec_resumes_and_report_keeps_to_the_plan(tmp_path):
+    """After a spec edit, reused records still count, dropped ones leave the report."""
+    from identlab.report import load_records
+
+    run_sweep(load_spec(tiny_spec(seeds=[0], grid={"world.dynamics.rho": [0.5, 0.9]})),
+              tmp_path, progress=False)
+    edited = load_spec(tiny_spec(seeds=[0], grid={"world.dynamics.rho": [0.9, 0.7]}))
+    out = run_sweep(edited, tmp_path, progress=False, resume=True)
+    assert out["skipped"] == 1 and out["trained"] == 1
+    df = load_records(tmp_path)
+    assert sorted(df["world.dynamics.rho"].astype(float)) == [0.7, 0.9]
