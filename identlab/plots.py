@@ -16,10 +16,9 @@ Conventions shared by all plots:
 
 from __future__ import annotations
 
+import io
 import math
-import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from .schema import value_label
+from .store import write_bytes_atomic
 
 __all__ = ["heatmap", "line", "scatter", "bound", "save", "axis_levels", "level_of",
            "numeric_levels", "is_unit_metric", "cell_stats", "scatter_cells",
@@ -527,16 +527,9 @@ def save(fig: Figure, stem: str | Path) -> list[Path]:
     out = []
     for ext in ("png", "svg"):
         path = stem.with_name(f"{stem.name}.{ext}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                fig.savefig(f, format=ext, dpi=DPI)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-            fig.set_layout_engine("none")  # keep the layout just computed; skip redoing it
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=DPI)
+        fig.set_layout_engine("none")  # keep the layout just computed; skip redoing it
+        write_bytes_atomic(path, buf.getvalue())
         out.append(path)
     return out

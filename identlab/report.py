@@ -13,9 +13,7 @@ match ``^[A-Za-z0-9][A-Za-z0-9_-]*$``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ import pandas as pd
 from . import plots
 from .plots import fmt, is_unit_metric, ok_rows, short_axis
 from .schema import ConfigError, value_label
-from .store import Store, read_json
+from .store import Store, read_json, write_bytes_atomic
 
 __all__ = ["load_records", "records_frame", "write_report", "write_index", "report_dir",
            "describe_heatmap", "describe_line", "describe_scatter", "describe_bound",
@@ -172,18 +170,7 @@ def report_dir(reports_root: str | Path, name) -> Path:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 # ------------------------------------------------------------------ numbers for the text

@@ -15,10 +15,9 @@ between sections are trained once.
 
 from __future__ import annotations
 
+import io
 import math
-import os
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from .config import RunConfig, config_hash, load_run
 from .metrics import r2_linear
 from .plots import DPI, align_orthogonal, fmt
 from .plots import bound as bound_figure
+from .store import write_bytes_atomic
 
 __all__ = ["Budget", "FULL", "QUICK", "Run", "plan", "execute", "results_frame",
            "write_teaching", "register_cli", "cmd_teach"]
@@ -278,32 +278,11 @@ def budget_note(b: Budget) -> str:
 
 
 # ------------------------------------------------------------------ writing files
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_png(fig: Figure, out: Path, name: str) -> str:
     """Render ``fig`` to ``out/name`` atomically; returns the file name for the README."""
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=DPI)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out / name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    write_bytes_atomic(out / name, buf.getvalue())
     return name
 
 
@@ -1249,10 +1228,10 @@ def write_teaching(out: str | Path, *, quick: bool = False, device="auto",
         section_bound(df, out),
     ]
     facts = facts_section()
-    write_atomic(out / "results.csv", df.to_csv(index=False).encode("utf-8"))
+    write_bytes_atomic(out / "results.csv", df.to_csv(index=False).encode("utf-8"))
     wall = time.perf_counter() - t0
     text = readme(b, sections, facts, ex, len(runs), wall)
-    write_atomic(out / "README.md", text.encode("utf-8"))
+    write_bytes_atomic(out / "README.md", text.encode("utf-8"))
     return out / "README.md"
 
 
