@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from .schema import ConfigError
+
 __all__ = ["Hyper", "TrainResult", "lr_factor", "train", "resolve_device"]
 
 Params = dict[str, torch.Tensor]
@@ -30,9 +32,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else CPU. Never assumes a GPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError("--device", f"= {name!r}: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
+        raise ConfigError("--device", f"= {name!r}: CUDA is not available here; use auto or cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError("--device", f"= {name!r}: use auto, cpu, cuda or cuda:N")
     return dev
 
 

@@ -121,3 +121,13 @@ def test_bench_quick_writes_report(tmp_path, capsys):
     assert "spiral_k1_ms" in text and "sweep_k4_per_member_ratio" in text
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["spiral_k1_ms"] > 0 and data["matmul_gflops"] > 0
+
+
+@pytest.mark.parametrize("device", ["gpu0", "cuda:0"] if not __import__("torch").cuda.is_available()
+                         else ["gpu0"])
+def test_bad_device_exit_2(device, tmp_path, capsys):
+    assert main(["run", "configs/spiral.yaml", *TINY, "--device", device,
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--device" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "record.json").exists()
