@@ -218,3 +218,28 @@ def test_record_shape_and_diverged_member():
     for key in ("identlab", "git_sha", "torch", "device", "wall_s", "steps_per_s"):
         assert key in ok["provenance"]
     assert ok["metrics"]["r2_hz"] is not None and recs[1]["metrics"] == {}
+
+
+def test_members_per_chunk_respects_the_memory_budget():
+    from identlab.experiment import bytes_per_member, members_per_chunk
+
+    small = load_run(None, TINY)
+    big = load_run(None, TINY + ["learner.encoder.hidden=512", "train.batch=1024"])
+    assert bytes_per_member(big) > 10 * bytes_per_member(small)
+    cpu = torch.device("cpu")
+    budget = 50 * bytes_per_member(small)
+    assert members_per_chunk(small, cpu, budget=budget) == 50
+    assert members_per_chunk(big, cpu, budget=budget) < 50
+    assert members_per_chunk(big, cpu, budget=1) == 1  # never zero
+
+
+def test_run_configs_splits_groups_and_chunks():
+    from identlab.experiment import run_configs
+
+    cfgs = [load_run(None, TINY).with_seed(s) for s in range(3)]
+    cfgs.append(load_run(None, TINY + ["learner.encoder.hidden=8"]))
+    seen = []
+    recs = run_configs(cfgs, progress=False, max_members=2,
+                       on_records=lambda rs: seen.append(len(rs)))
+    assert sorted(seen) == [1, 1, 2] and len(recs) == 4
+    assert sorted(r["provenance"]["group_size"] for r in recs) == [1, 1, 2, 2]
