@@ -24,20 +24,12 @@ Pending = list[tuple[RunConfig, dict]]
 
 def chunks(pending: Pending, device, max_members: int | None) -> list[Pending]:
     """Group by shape signature, then split each group to the memory budget."""
-    from .experiment import members_per_chunk, signature
+    from .experiment import chunk_groups
     from .train import resolve_device
 
-    dev = resolve_device(device) if isinstance(device, str) else device
-    groups: dict[tuple, Pending] = {}
-    for cfg, meta in pending:
-        groups.setdefault(signature(cfg), []).append((cfg, meta))
-    out = []
-    for group in groups.values():
-        size = members_per_chunk(group[0][0], dev)
-        if max_members:
-            size = min(size, max_members)
-        out.extend(group[i:i + size] for i in range(0, len(group), size))
-    return out
+    idx = chunk_groups([c for c, _ in pending], resolve_device(device),
+                       max_members=max_members)
+    return [[pending[i] for i in chunk] for chunk in idx]
 
 
 def run_chunk(items: list[tuple[dict, dict]], root: str, device: str = "auto",

@@ -26,6 +26,7 @@ from .encoders import stack_params
 from .mixers import stack_weights
 from .registry import ENCODERS, OBJECTIVES, PREDICTORS
 from .schema import to_dict
+from .sigreg import random_directions
 from .train import Hyper, resolve_device, train
 from .world import World
 
@@ -91,9 +92,9 @@ class PairStream:
         self.x_t, self.x_t1 = x[:, :n], x[:, n:]
         if self.slices:
             dim = self.worlds[0].dim
-            d = torch.stack([torch.randn(self.chunk, dim, self.slices, generator=g,
-                                         dtype=torch.float64) for g in self.dir_gens])
-            d = d / torch.linalg.vector_norm(d, dim=2, keepdim=True)  # (K, C, N, S)
+            d = torch.stack([random_directions(dim, self.slices, g, torch.float64,
+                                               leading=(self.chunk,))
+                             for g in self.dir_gens])  # (K, C, N, S)
             self.dirs = d.to(device=self.device, dtype=torch.float32)
         self._chunk_id = chunk_id
 
@@ -108,10 +109,8 @@ class PairStream:
 
 def make_loss_fn(learner: Learner, coefs: dict[str, torch.Tensor]):
     enc, pred, obj = type(learner.encoder), type(learner.predictor), learner.objective
-    enc_keys: list[str] | None = None
 
     def loss_fn(params, batch):
-        nonlocal enc_keys
         x_t, x_t1, dirs = batch
         b = x_t.shape[1]
         ep = {k: v for k, v in params.items() if not k.startswith("pred_")}
@@ -130,7 +129,7 @@ def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
     sigs = {signature(c) for c in cfgs}
     if len(sigs) != 1:
         raise ValueError("run_group needs configs with one shape signature")
-    dev = resolve_device(device) if isinstance(device, str) else device
+    dev = resolve_device(device)
     t_start = time.perf_counter()
     prog = build_program(cfgs, dev)
     worlds, learners = prog.worlds, prog.learners
@@ -292,29 +291,34 @@ def members_per_chunk(cfg: RunConfig, dev: torch.device, budget: int | None = No
     return max(1, min(cap, budget // max(bytes_per_member(cfg), 1)))
 
 
-def group_configs(cfgs: list[RunConfig]) -> list[list[RunConfig]]:
-    groups: dict[tuple, list[RunConfig]] = defaultdict(list)
-    for c in cfgs:
-        groups[signature(c)].append(c)
-    return list(groups.values())
+def chunk_groups(cfgs: list[RunConfig], dev: torch.device, budget: int | None = None,
+                 max_members: int | None = None) -> list[list[int]]:
+    """Indices into ``cfgs``: grouped by shape signature, each group cut into chunks that
+    fit the memory budget (and ``max_members``)."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, c in enumerate(cfgs):
+        groups[signature(c)].append(i)
+    out = []
+    for idx in groups.values():
+        size = members_per_chunk(cfgs[idx[0]], dev, budget)
+        if max_members:
+            size = min(size, max_members)
+        out.extend(idx[i:i + size] for i in range(0, len(idx), size))
+    return out
 
 
 def run_configs(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
                 progress: bool = True, budget: int | None = None,
                 max_members: int | None = None, on_records=None) -> list[dict]:
     """Run any configs: grouped by signature, chunked to the memory budget."""
-    dev = resolve_device(device) if isinstance(device, str) else device
+    dev = resolve_device(device)
     out = []
-    for group in group_configs(cfgs):
-        size = members_per_chunk(group[0], dev, budget)
-        if max_members:
-            size = min(size, max_members)
-        for i in range(0, len(group), size):
-            recs = run_group(group[i:i + size], device=dev, progress=progress,
-                             desc=f"train K={len(group[i:i + size])}")
-            if on_records is not None:
-                on_records(recs)
-            out.extend(recs)
+    for idx in chunk_groups(cfgs, dev, budget, max_members):
+        recs = run_group([cfgs[i] for i in idx], device=dev, progress=progress,
+                         desc=f"train K={len(idx)}")
+        if on_records is not None:
+            on_records(recs)
+        out.extend(recs)
     return out
 
 

@@ -30,6 +30,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from scipy.linalg import orthogonal_procrustes
 
 from .schema import value_label
 from .store import write_bytes_atomic
@@ -374,12 +375,12 @@ def _line_axes(ax, metric, x, xl, xnum, logx, threshold) -> None:
 
 # ------------------------------------------------------------------ scatter
 def align_orthogonal(h: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre both, Q from the SVD of zᵀh (Q = U Vᵀ) so that h Qᵀ ≈ z; returns
-    (h Qᵀ, centred z)."""
+    """Centre both and rotate h onto z by the orthogonal Procrustes solution R
+    (argmin ‖hc R − zc‖_F, as in :func:`identlab.metrics.procrustes`); returns
+    (hc R, centred z)."""
     hc, zc = h - h.mean(axis=0), z - z.mean(axis=0)
-    u, _, vt = np.linalg.svd(zc.T @ hc)
-    q = u @ vt
-    return hc @ q.T, zc
+    r, _ = orthogonal_procrustes(hc, zc)
+    return hc @ r, zc
 
 
 def scatter_cells(df: pd.DataFrame, max_cells: int = 6) -> pd.DataFrame:

@@ -49,11 +49,12 @@ def gaussian_expectation(knots: int = 17, t_max: float = 3.0) -> float:
 
 
 def random_directions(n_dim: int, slices: int, generator: torch.Generator,
-                      dtype=torch.float32) -> torch.Tensor:
-    """(N, S) unit directions, uniform on the sphere, from an explicit generator."""
-    a = torch.randn(n_dim, slices, generator=generator, dtype=torch.float64,
+                      dtype=torch.float32, leading: tuple[int, ...] = ()) -> torch.Tensor:
+    """(*leading, N, S) unit directions, uniform on the sphere, from an explicit generator
+    (e.g. ``leading=(steps,)`` draws the directions of several steps at once)."""
+    a = torch.randn(*leading, n_dim, slices, generator=generator, dtype=torch.float64,
                     device=generator.device)
-    return (a / torch.linalg.vector_norm(a, dim=0, keepdim=True)).to(dtype)
+    return (a / torch.linalg.vector_norm(a, dim=-2, keepdim=True)).to(dtype)
 
 
 def sigreg_direct(h: torch.Tensor, dirs: torch.Tensor, knots: int = 17,

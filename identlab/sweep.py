@@ -261,8 +261,9 @@ def plan(spec: SweepSpec) -> list[tuple[RunConfig, dict]]:
 
 
 # ------------------------------------------------------------------ running
-def prepare_dir(spec: SweepSpec, out: Path, resume: bool) -> Store:
-    """Create or reopen ``out``; refuse a directory holding another spec's records."""
+def prepare_dir(spec: SweepSpec, out: Path, resume: bool, planned: list[str]) -> Store:
+    """Create or reopen ``out``; refuse a directory holding another spec's records.
+    ``planned`` (the config hashes of the plan) goes into spec.json for the report."""
     out.mkdir(parents=True, exist_ok=True)
     spec_path = out / "spec.json"
     old = read_json(spec_path)
@@ -272,8 +273,7 @@ def prepare_dir(spec: SweepSpec, out: Path, resume: bool) -> Store:
         raise ConfigError("--out", f"{str(out)!r} holds {n} records of a different spec "
                           f"({old.get('name')!r}); pass --resume to add to it or choose "
                           "a new --out")
-    planned = sorted(config_hash(c) for c, _ in plan(spec))
-    write_json_atomic(spec_path, {**spec.to_json(), "planned": planned})
+    write_json_atomic(spec_path, {**spec.to_json(), "planned": sorted(planned)})
     return store
 
 
@@ -287,10 +287,11 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
     if executor not in EXECUTORS:
         raise ConfigError("--executor", f"= {executor!r}: one of {', '.join(EXECUTORS)}")
     out = Path(out)
-    store = prepare_dir(spec, out, resume)
     todo = plan(spec)
+    hashes = [config_hash(c) for c, _ in todo]
+    store = prepare_dir(spec, out, resume, hashes)
     done = store.keys()
-    pending = [(c, m) for c, m in todo if config_hash(c) not in done]
+    pending = [(c, m) for (c, m), h in zip(todo, hashes) if h not in done]
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=f"sweep {spec.name}",
                unit="run", disable=not progress, dynamic_ncols=True, file=sys.stderr)
@@ -299,7 +300,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
         EXECUTORS[executor](pending, store, device=device, bar=bar, max_members=max_members,
                             workers=workers, slurm=slurm or {}, progress=progress)
     bar.close()
-    planned = {config_hash(c) for c, _ in todo}
+    planned = set(hashes)
     recs = [r for r in store.records() if r.get("hash") in planned]
     summary = {"name": spec.name, "planned": len(todo), "skipped": len(todo) - len(pending),
                "trained": len(store.keys()) - n_before,

@@ -34,7 +34,7 @@ from scipy import special, stats
 from . import __version__, seeding, theory
 from .config import RunConfig, config_hash, load_run
 from .metrics import r2_linear
-from .plots import DPI, align_orthogonal, fmt
+from .plots import DPI, align_orthogonal, fmt, ok_rows
 from .plots import bound as bound_figure
 from .store import write_bytes_atomic
 
@@ -164,24 +164,24 @@ class Execution:
 
 
 def execute(runs: list[Run], *, device="auto", progress: bool = False) -> Execution:
-    """Train every distinct config once, one batched program per shape signature."""
-    from .experiment import group_configs, run_group
+    """Train every distinct config once, one batched program per shape signature (cut to
+    the memory budget by :func:`identlab.experiment.run_configs`)."""
+    from .experiment import run_configs
 
     unique: dict[str, RunConfig] = {}
     for r in runs:
         unique.setdefault(config_hash(r.cfg), r.cfg)
-    records, groups = {}, []
-    for group in group_configs(list(unique.values())):
-        t0 = time.perf_counter()
-        kind = group[0].learner.objective.kind
-        recs = run_group(group, device=device, progress=progress,
-                         desc=f"teach {kind} K={len(group)}")
-        groups.append({"objective": kind, "members": len(group),
-                       "wall_s": time.perf_counter() - t0,
-                       "steps_per_s": recs[0]["provenance"]["steps_per_s"],
-                       "device": recs[0]["provenance"]["device"]})
-        records.update({r["hash"]: r for r in recs})
-    return Execution(records, groups)
+    groups: list[dict] = []
+
+    def note_group(recs: list[dict]) -> None:
+        prov = recs[-1]["provenance"]  # the last record's wall time covers the group
+        groups.append({"objective": recs[0]["config"]["learner"]["objective"]["kind"],
+                       "members": len(recs), "wall_s": prov["wall_s"],
+                       "steps_per_s": prov["steps_per_s"], "device": prov["device"]})
+
+    recs = run_configs(list(unique.values()), device=device, progress=progress,
+                       on_records=note_group)
+    return Execution({r["hash"]: r for r in recs}, groups)
 
 
 def results_frame(runs: list[Run], records: dict[str, dict]) -> pd.DataFrame:
@@ -201,13 +201,9 @@ def results_frame(runs: list[Run], records: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ok(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["status"] == "ok"]
-
-
 def agg(df: pd.DataFrame, metric: str, keys: Sequence[str] = ("arm", "level")) -> pd.DataFrame:
     """Mean, std (ddof 0) and count of ``metric`` over finished runs per ``keys``."""
-    sub = ok(df).dropna(subset=[metric]) if metric in df else df.iloc[0:0]
+    sub = ok_rows(df).dropna(subset=[metric]) if metric in df else df.iloc[0:0]
     g = sub.groupby(list(keys), sort=False)[metric]
     return g.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
 
@@ -411,7 +407,7 @@ def section_unmix(b: Budget, df: pd.DataFrame, records: dict, baseline: float,
     name = save_png(unmix_figure(samples), out, "02-unmix.png")
     rows = [[int(r.seed)] + [getattr(r, m, np.nan) for m in TABLE_METRICS]
             for r in sub.itertuples()]
-    fin = ok(sub)
+    fin = ok_rows(sub)
     if len(fin):
         rows.append(["mean"] + [float(fin[m].mean()) for m in TABLE_METRICS])
     headers = ["seed", "R² (h→z)", "CCA min", "MCC", "Procrustes error",
@@ -462,7 +458,7 @@ def unmix_figure(samples: list) -> Figure:
 
 
 def unmix_text(b: Budget, sub: pd.DataFrame, baseline: float) -> list[str]:
-    fin = ok(sub)
+    fin = ok_rows(sub)
     seeds = listing(sorted(int(s) for s in sub["seed"]))
     if not len(fin):
         return [f"Every run (seeds {seeds}) diverged, so there is nothing to report."]
@@ -602,7 +598,7 @@ def level_figure(df: pd.DataFrame, arms: Sequence[str], xlabel: str, title: str,
             x, m, s = (part[c].to_numpy(float) for c in ("level", "mean", "std"))
             ax.plot(x, m, "-o", color=col, label=(names or {}).get(arm, arm), lw=1.8, ms=5)
             ax.fill_between(x, m - s, m + s, color=col, alpha=0.18, lw=0)
-            dots = ok(df[df["arm"] == arm])
+            dots = ok_rows(df[df["arm"] == arm])
             ax.scatter(dots["level"].astype(float), dots[metric], color=col, s=12,
                        alpha=0.45, lw=0)
             lo = min(lo, float(np.nanmin(dots[metric])) if len(dots) else lo)
@@ -947,7 +943,7 @@ def bar_figure(sub: pd.DataFrame, arms: Sequence[str], level_name: str) -> Figur
                 x = j + (i - (len(arms) - 1) / 2) * width
                 ax.bar(x, m, width * 0.92, color=col, alpha=0.8,
                        label=arm if j == 0 else None)
-                dots = ok(sub[(sub["arm"] == arm) & (sub["level"] == lev)])[metric]
+                dots = ok_rows(sub[(sub["arm"] == arm) & (sub["level"] == lev)])[metric]
                 ax.scatter(np.full(len(dots), x), dots, color="black", s=10, zorder=3)
                 ax.text(x, min(m, 1.0) + 0.003, fmt(m, 3), ha="center", va="bottom",
                         fontsize=7.5)
@@ -971,7 +967,7 @@ def section_timescales(b: Budget, df: pd.DataFrame, records: dict, out: Path) ->
     rows = []
     for label, fact in preds.items():
         for arm in ("lejepa", "whiten"):
-            part = ok(sub[(sub["arm"] == arm) & (sub["level"] == label)])
+            part = ok_rows(sub[(sub["arm"] == arm) & (sub["level"] == label)])
             rows.append([label, arm, fact.holds] + [float(part[m].mean()) for m in (
                 "mcc", "r2_hz", "r2_dim1", "r2_dim2", "nl_r2_hz", "sigreg_stat")]
                 + [len(part)])
@@ -1010,7 +1006,7 @@ def timescale_bars(ax, sub: pd.DataFrame, labels: Sequence[str]) -> None:
     """R² of the slow and the fast latent, per (setting, objective); dots are seeds."""
     groups = [(lab, arm) for lab in labels for arm in ("lejepa", "whiten")]
     for i, (lab, arm) in enumerate(groups):
-        part = ok(sub[(sub["arm"] == arm) & (sub["level"] == lab)])
+        part = ok_rows(sub[(sub["arm"] == arm) & (sub["level"] == lab)])
         for d, (col, off) in enumerate((("tab:blue", -0.2), ("tab:orange", 0.2))):
             vals = part[f"r2_dim{d + 1}"]
             ax.bar(i + off, max(float(vals.mean()), 0.0), 0.38, color=col, alpha=0.8,
@@ -1028,7 +1024,7 @@ def timescale_bars(ax, sub: pd.DataFrame, labels: Sequence[str]) -> None:
 
 
 def first_record(sub: pd.DataFrame, records: dict, arm: str, level: str) -> dict | None:
-    part = ok(sub[(sub["arm"] == arm) & (sub["level"] == level)]).sort_values("seed")
+    part = ok_rows(sub[(sub["arm"] == arm) & (sub["level"] == level)]).sort_values("seed")
     return records[part.iloc[0]["hash"]] if len(part) else None
 
 
@@ -1066,7 +1062,7 @@ class Fast:
 
 
 def fast_stats(sub: pd.DataFrame, arm: str, label: str) -> Fast:
-    part = ok(sub[(sub["arm"] == arm) & (sub["level"] == label)])
+    part = ok_rows(sub[(sub["arm"] == arm) & (sub["level"] == label)])
     return Fast(float(part["r2_dim2"].mean()), float(part["r2_dim2"].std(ddof=0)),
                 float(part["r2_dim1"].mean()), float(part["sigreg_stat"].mean()),
                 float(part["mcc"].mean()))
@@ -1127,7 +1123,7 @@ def timescale_verdict(b: Budget, fact, w: Fast, lj: Fast) -> str:
 
 # ------------------------------------------------------------------ section 8: the bound
 def section_bound(df: pd.DataFrame, out: Path) -> Section:
-    rows = ok(df).drop_duplicates("hash")
+    rows = ok_rows(df).drop_duplicates("hash")
     rows = rows[rows["bound"].notna()] if "bound" in rows else rows.iloc[0:0]
     rows = rows.sort_values(["section", "level", "seed"], kind="stable")
     frame = rows.copy()

@@ -28,8 +28,11 @@ __all__ = ["Hyper", "TrainResult", "lr_factor", "train", "resolve_device"]
 Params = dict[str, torch.Tensor]
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else CPU. Never assumes a GPU."""
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU. Never assumes a GPU. A torch.device is
+    returned as it is."""
+    if isinstance(name, torch.device):
+        return name
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -79,10 +82,6 @@ class TrainResult:
     wall_s: float
     steps_per_s: float
     extra: dict = field(default_factory=dict)
-
-
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def _finite_per_member(params: Params, k: int) -> torch.Tensor:
