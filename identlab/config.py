@@ -92,8 +92,17 @@ class EvalConfig:
                                 doc="share of the eval set used to fit regressions")
     knn: int = param(10, check=interval(1), doc="neighbours for the nonlinear R²")
     sigreg_slices: int = param(256, check=interval(1), doc="slices for sigreg_stat")
+    grid: int = param(0, check=interval(0),
+                      doc="2-D worlds: also score linear recovery on a regular grid of "
+                          "grid x grid latent points over [-grid_range, grid_range]^2 "
+                          "(the paper's gennorm protocol; 0: off)")
+    grid_range: float = param(3.0, check=interval(0.0, lo_open=True),
+                              doc="half-width of the scoring grid")
 
     def __post_init__(self) -> None:
+        if 0 < self.grid < 8:
+            raise ConfigError("eval.grid", f"= {self.grid}: use 0 (off) or at least 8 "
+                              "points per side")
         n_fit = int(self.n * self.fit_fraction)
         need = max(20, self.knn + 1)  # rows on each side of the split
         if min(n_fit, self.n - n_fit) < need:
@@ -111,6 +120,11 @@ class RunConfig:
     learner: LearnerConfig = param(factory=LearnerConfig, doc="encoder, predictor, loss")
     train: TrainConfig = param(factory=TrainConfig, doc="optimisation")
     eval: EvalConfig = param(factory=EvalConfig, doc="evaluation")
+
+    def __post_init__(self) -> None:
+        if self.eval.grid and self.world.dim != 2:
+            raise ConfigError("eval.grid", f"= {self.eval.grid}: grid scoring needs a "
+                              f"2-D world (world.dim = {self.world.dim})")
 
     def with_seed(self, seed: int) -> "RunConfig":
         return replace(self, seed=seed)
