@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HYPOTHESIS_PROFILE ?= ci
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install test test-all lint sweep bench teach clean
+.PHONY: install test test-all lint sweep reproduce bench teach clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 sweep: $(STAMP)           ## the default phase-diagram sweeps -> reports/
 	$(PY) -m identlab sweep-all --out runs/sweeps --reports reports
+
+reproduce: $(STAMP)       ## the paper's experiments side by side -> reports/paper/
+	$(PY) -m identlab reproduce --out runs/paper --reports reports
 
 teach: $(STAMP)           ## the teaching walkthrough -> reports/teaching/
 	$(PY) -m identlab teach --out reports/teaching

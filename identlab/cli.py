@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands(sub) -> None:
     """Commands defined in their own modules register here."""
-    for mod in ("sweep", "bench", "teach"):
+    for mod in ("sweep", "bench", "teach", "reproduce"):
         try:
             module = __import__(f"identlab.{mod}", fromlist=["register_cli"])
         except ModuleNotFoundError as e:

@@ -31,6 +31,7 @@ __all__ = ["load_records", "records_frame", "write_report", "write_index", "repo
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes")
 DEFAULT_THRESHOLD = 0.9  # "recovered" level for unit metrics when the plot names none
+INDEX_STATE = "index.json"  # wall times behind the index, merged across commands
 FIGURE_RE = re.compile(r"^\d{2}-[A-Za-z0-9_-]+\.(png|svg)$")
 
 
@@ -582,9 +583,16 @@ def write_index(reports_root: str | Path, timings: dict[str, dict] | None = None
     description and, where given, the sweep's run counts and wall time."""
     root = Path(reports_root)
     root.mkdir(parents=True, exist_ok=True)
-    timings = timings or {}
-    lines = ["# Reports", "", "Every report under this folder; wall times are from the run "
-             "that produced this index.", "",
+    # timings of earlier runs (e.g. `make sweep` before `make reproduce`) are kept
+    prev = read_json(root / INDEX_STATE)
+    prev = prev if isinstance(prev, dict) else {}
+    timings = {**(prev.get("timings") or {}), **(timings or {})}
+    if total_wall_s is None:
+        total_wall_s = prev.get("total_wall_s")
+    write_bytes_atomic(root / INDEX_STATE, json.dumps(
+        {"timings": timings, "total_wall_s": total_wall_s}, indent=1).encode())
+    lines = ["# Reports", "", "Every report under this folder; wall times are from the last run "
+             "that produced each one.", "",
              "| report | description | planned | trained | reused | wall s |",
              "|---|---|---|---|---|---|"]
     seen = set()
@@ -595,7 +603,7 @@ def write_index(reports_root: str | Path, timings: dict[str, dict] | None = None
         lines.append(_index_row(name, None, "(no report written)", timings[name]))
     lines.append("")
     if total_wall_s is not None:
-        lines += [f"Total wall time: {float(total_wall_s):.1f} s.", ""]
+        lines += [f"Total wall time of `make sweep`: {float(total_wall_s):.1f} s.", ""]
     path = root / "README.md"
     _write_text(path, "\n".join(lines))
     return path

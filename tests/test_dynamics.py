@@ -412,3 +412,24 @@ def test_sampling_is_seeded(dkind, lkind, lparams, dparams):
                                   dyn.trajectory(3, 20, np.random.default_rng(4)))
     assert not np.array_equal(a[1], dyn.sample_pairs(50, np.random.default_rng(5))[1])
     np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+def test_naive_additive_anchored_views():
+    """views = anchored: both views are one-step perturbations of a common anchor, so
+    they share the one-step law (kurtosis (ρ⁴ + (1−ρ²)²)·κ, not κ) and correlate at ρ²;
+    the bound's ρ is ρ²."""
+    rho, n = 0.9, 200_000
+    dyn = dynamics("naive_additive", latent("laplace", 1), rho=rho, views="anchored")
+    v1, v2 = dyn.sample_pairs(n, np.random.default_rng(43))
+    expected = (rho**4 + (1 - rho**2) ** 2) * 3.0
+    se = kurtosis_se_from_moments(sum_moments(LAPLACE_MOMENTS, rho, math.sqrt(1 - rho**2)), n)
+    for v in (v1, v2):
+        assert abs(stats.kurtosis(v[:, 0]) - expected) < K_SE * se
+    r = np.corrcoef(v1[:, 0], v2[:, 0])[0, 1]
+    assert abs(r - rho**2) < 5 * (1 - rho**4) / math.sqrt(n)
+    assert dyn.scalar_rho == pytest.approx(rho**2)
+    assert dynamics("naive_additive", latent("laplace", 1), rho=rho).scalar_rho == rho
+    # transition pairs correlate at ρ, and the default is unchanged
+    z0, z1 = dynamics("naive_additive", latent("laplace", 1), rho=rho).sample_pairs(
+        n, np.random.default_rng(43))
+    assert abs(np.corrcoef(z0[:, 0], z1[:, 0])[0, 1] - rho) < 5 * (1 - rho**2) / math.sqrt(n)
