@@ -11,7 +11,8 @@ export OMP_NUM_THREADS ?= 2
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
-	$(PY) -m pip install -e ".[dev,slurm]"
+	$(PY) -m pip install -e ".[dev,slurm,pixels]"
+	sh .ci/gl-deps
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -125,9 +125,25 @@ class RunConfig:
         if self.eval.grid and self.world.dim != 2:
             raise ConfigError("eval.grid", f"= {self.eval.grid}: grid scoring needs a "
                               f"2-D world (world.dim = {self.world.dim})")
+        _check_observations(self)
 
     def with_seed(self, seed: int) -> "RunConfig":
         return replace(self, seed=seed)
+
+
+def _check_observations(cfg: RunConfig) -> None:
+    """Image worlds (rendered mixers) need an image encoder, and the other way round."""
+    mixer = MIXERS.get(cfg.world.mixer.kind)
+    enc = cfg.learner.encoder.kind
+    if ENCODERS.get(enc).images and not mixer.rendered:
+        raise ConfigError("learner.encoder.kind", f"= {enc!r}: an image encoder needs a pixel "
+                          f"world (world.mixer.kind: reacher), got {mixer.kind!r}")
+    if mixer.rendered and not ENCODERS.get(enc).images:
+        raise ConfigError("learner.encoder.kind", f"= {enc!r}: world.mixer {mixer.kind!r} "
+                          "gives images; use an image encoder (kind: cnn)")
+    if mixer.rendered and cfg.eval.grid:
+        raise ConfigError("eval.grid", f"= {cfg.eval.grid}: grid scoring is not available "
+                          f"for the rendered world {mixer.kind!r}; use 0")
 
 
 # ---------------------------------------------------------------- loading

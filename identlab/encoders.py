@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from .registry import ENCODERS, PREDICTORS
 from .schema import ConfigError, interval, param
 
-__all__ = ["Encoder", "MLPEncoder", "MatchedEncoder", "IdentityPredictor", "LinearPredictor",
-           "stack_params"]
+__all__ = ["Encoder", "MLPEncoder", "MatchedEncoder", "CNNEncoder", "IdentityPredictor",
+           "LinearPredictor", "stack_params"]
 
 Params = dict[str, torch.Tensor]
 
@@ -33,6 +33,7 @@ def _uniform(shape, bound, g):
 
 class Encoder:
     kind: ClassVar[str]
+    images: ClassVar[bool] = False  # True: takes (K, M, 3, H, W) frames, not vectors
 
     def __init__(self, params, in_dim: int, out_dim: int) -> None:
         self.params = params
@@ -127,6 +128,93 @@ class MatchedEncoder(Encoder):
             b = b - torch.tanh(torch.bmm(a, W[:, i]))
             x = torch.cat([a, b] if i % 2 == 0 else [b, a], dim=-1)
         return x
+
+
+def _image_side(in_dim: int) -> int | None:
+    """H for square RGB observations of ``in_dim = 3·H·H`` values, else None."""
+    side = math.isqrt(in_dim // 3) if in_dim % 3 == 0 else 0
+    return side if side and 3 * side * side == in_dim else None
+
+
+@ENCODERS.register("cnn")
+class CNNEncoder(Encoder):
+    """Pixels -> h: (strided 4×4 convolution → GroupNorm → GELU) per entry of
+    ``channels``, each halving the frame side, then flatten and a linear head.
+
+    Input x: frames (K, M, 3, H, W), uint8 in [0, 255] (converted to [0, 1] here, so
+    frames stay uint8 until a batch is used) or float in [0, 1]. The K members run as one
+    grouped convolution (members stacked along channels, ``groups=K``), and GroupNorm's
+    groups never straddle two members, so a member's output depends on its own weights
+    only. Init: PyTorch's defaults (U(±1/√fan_in) for weights and biases, GroupNorm scale
+    1 and shift 0), drawn from the member's generator.
+    """
+
+    images = True
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "cnn"
+        channels: tuple[int, ...] = param((32, 64, 128), check=interval(1),
+                                          doc="output channels of each strided conv layer")
+        groups: int = param(8, check=interval(1),
+                            doc="GroupNorm groups per layer (must divide every channel count)")
+
+        def __post_init__(self) -> None:
+            if not self.channels:
+                raise ConfigError("channels", "= []: needs at least one layer")
+            bad = [c for c in self.channels if c % self.groups]
+            if bad:
+                raise ConfigError("groups", f"= {self.groups}: must divide every entry of "
+                                  f"channels {list(self.channels)} (not {bad[0]})")
+
+    def __init__(self, params, in_dim, out_dim):
+        super().__init__(params, in_dim, out_dim)
+        side = _image_side(in_dim)
+        layers = len(params.channels)
+        if side is None or side % 2**layers:
+            raise ConfigError("learner.encoder.kind",
+                              f"= 'cnn': needs square RGB frames whose side is divisible by "
+                              f"2^{layers} (a pixel mixer such as reacher), got observations "
+                              f"of {in_dim} values")
+        self.side = side
+
+    def _shape(self):
+        return (self.params.channels, self.params.groups)
+
+    def init(self, g):
+        out = {}
+        c_in = 3
+        for i, c in enumerate(self.params.channels):
+            bound = 1.0 / math.sqrt(c_in * 16)
+            out[f"conv{i}_w"] = _uniform((c, c_in, 4, 4), bound, g).float()
+            out[f"conv{i}_b"] = _uniform((c,), bound, g).float()
+            groups = self.params.groups  # the (groups, C/groups) shape tells apply()
+            out[f"norm{i}_w"] = torch.ones(groups, c // groups)
+            out[f"norm{i}_b"] = torch.zeros(groups, c // groups)
+            c_in = c
+        feat = c_in * (self.side // 2 ** len(self.params.channels)) ** 2
+        bound = 1.0 / math.sqrt(feat)
+        out["head_w"] = _uniform((feat, self.out_dim), bound, g).float()
+        out["head_b"] = _uniform((1, self.out_dim), bound, g).float()
+        return out
+
+    @staticmethod
+    def apply(p, x):
+        k, m = x.shape[:2]
+        if not x.is_floating_point():
+            x = x.float().div_(255.0)
+        h = x.transpose(0, 1).reshape(m, k * x.shape[2], *x.shape[3:])  # (M, K·3, H, W)
+        n_layers = sum(1 for name in p if name.startswith("conv") and name.endswith("_w"))
+        for i in range(n_layers):
+            w = p[f"conv{i}_w"]  # (K, C, C_in, 4, 4)
+            c = w.shape[1]
+            h = F.conv2d(h, w.reshape(k * c, *w.shape[2:]), p[f"conv{i}_b"].reshape(-1),
+                         stride=2, padding=1, groups=k)  # (M, K·C, H/2, W/2)
+            gw = p[f"norm{i}_w"]  # (K, G, C/G)
+            h = F.group_norm(h, k * gw.shape[1], gw.reshape(-1), p[f"norm{i}_b"].reshape(-1))
+            h = F.gelu(h)
+        h = h.reshape(m, k, -1).transpose(0, 1)  # (K, M, C·h·w), each member's own block
+        return torch.baddbmm(p["head_b"], h, p["head_w"])  # (K, M, N)
 
 
 class Predictor:

@@ -24,7 +24,7 @@ from . import __version__, seeding
 from .config import RunConfig, config_hash
 from .encoders import stack_params
 from .mixers import stack_weights
-from .registry import ENCODERS, OBJECTIVES, PREDICTORS
+from .registry import ENCODERS, MIXERS, OBJECTIVES, PREDICTORS
 from .schema import to_dict
 from .sigreg import random_directions
 from .train import Hyper, resolve_device, train
@@ -54,7 +54,7 @@ class Learner:
 def signature(cfg: RunConfig) -> tuple:
     """Everything that must agree for configs to train in one batched program."""
     w, t = cfg.world, cfg.train
-    mixer = (w.mixer.kind, getattr(w.mixer, "depth", None))
+    mixer = (w.mixer.kind, getattr(w.mixer, "depth", None), getattr(w.mixer, "pairs", None))
     learner = Learner.from_config(cfg, in_dim=_obs_dim(cfg))
     return (w.dim, mixer, learner.encoder.signature(), learner.predictor.signature(),
             learner.objective.signature(), t.steps, t.batch, t.warmup, t.decay_start,
@@ -62,7 +62,8 @@ def signature(cfg: RunConfig) -> tuple:
 
 
 def _obs_dim(cfg: RunConfig) -> int:
-    return cfg.world.dim  # vector mixers keep the dimension
+    """Size of one observation: the world dim for vector mixers, 3·H·W for frames."""
+    return MIXERS.get(cfg.world.mixer.kind).obs_dim(cfg.world.mixer, cfg.world.dim)
 
 
 # ------------------------------------------------------------------ data stream
@@ -90,13 +91,16 @@ class PairStream:
         z = z.to(device=self.device, dtype=torch.float32)  # (K, 2n, N)
         x = self.mix_cls.apply(self.mix_w, z)  # (K, 2n, D)
         self.x_t, self.x_t1 = x[:, :n], x[:, n:]
+        self._draw_directions()
+        self._chunk_id = chunk_id
+
+    def _draw_directions(self) -> None:
         if self.slices:
             dim = self.worlds[0].dim
             d = torch.stack([random_directions(dim, self.slices, g, torch.float64,
                                                leading=(self.chunk,))
                              for g in self.dir_gens])  # (K, C, N, S)
             self.dirs = d.to(device=self.device, dtype=torch.float32)
-        self._chunk_id = chunk_id
 
     def __call__(self, step: int):
         c, i = divmod(step, self.chunk)
@@ -105,6 +109,87 @@ class PairStream:
         sl = slice(i * self.batch, (i + 1) * self.batch)
         dirs = self.dirs[:, i] if self.slices else None
         return self.x_t[:, sl], self.x_t1[:, sl], dirs
+
+
+class FramePairStream(PairStream):
+    """Pixel worlds: each member trains on its own finite set of ``world.mixer.pairs``
+    pre-rendered pairs (frame_t, frame_t+1), drawn once with ``World.sample_pairs`` from
+    the member's ``train`` stream and kept as uint8 on the device (the encoder converts a
+    batch to float). Minibatches walk through per-member random permutations of the set
+    (epochs), drawn from the same stream; SIGReg directions as in :class:`PairStream`.
+    The members' held-out eval frames are rendered in the same pass (never trained on)."""
+
+    def __init__(self, worlds: list[World], cfgs: list[RunConfig], device: torch.device,
+                 slices: int, progress: bool = True) -> None:
+        from . import pixels
+
+        super().__init__(worlds, cfgs, device, slices)
+        self.pairs = cfgs[0].world.mixer.pairs
+        root = pixels.cache_root()
+        train_sets, eval_sets = [], []
+        for cfg, world, rng in zip(cfgs, worlds, self.rngs):
+            z_t, z_t1 = world.sample_pairs(self.pairs, rng)
+            train_sets.append(frame_set(cfg, world, "train", z_t, z_t1, root))
+            eval_sets.append(frame_set(cfg, world, "eval", *eval_latents(cfg, world), root))
+        self.render_info = pixels.ensure_frames(train_sets + eval_sets, progress=progress)
+        self.frames = torch.stack([torch.from_numpy(s.load()) for s in train_sets]).to(
+            device)  # (K, 2P, 3, H, W) uint8: rows [0, P) are frame_t, [P, 2P) frame_t+1
+        self._order = [np.empty(0, dtype=np.int64) for _ in cfgs]
+
+    def _indices(self, k: int, n: int) -> np.ndarray:
+        """The next n training-pair indices of member k (epoch-wise permutations)."""
+        order = self._order[k]
+        while len(order) < n:
+            order = np.concatenate([order, self.rngs[k].permutation(self.pairs)])
+        self._order[k] = order[n:]
+        return order[:n]
+
+    def _fill(self, chunk_id: int) -> None:
+        n = self.chunk * self.batch
+        idx = np.stack([self._indices(k, n) for k in range(len(self.worlds))])
+        self.idx = torch.from_numpy(idx).to(self.device)  # (K, C·B)
+        self.members = torch.arange(len(self.worlds), device=self.device)[:, None]
+        self._draw_directions()
+        self._chunk_id = chunk_id
+
+    def __call__(self, step: int):
+        c, i = divmod(step, self.chunk)
+        if c != self._chunk_id:
+            self._fill(c)
+        idx = self.idx[:, i * self.batch:(i + 1) * self.batch]  # (K, B)
+        x_t = self.frames[self.members, idx]  # (K, B, 3, H, W) uint8
+        x_t1 = self.frames[self.members, idx + self.pairs]
+        dirs = self.dirs[:, i] if self.slices else None
+        return x_t, x_t1, dirs
+
+
+def frame_set(cfg: RunConfig, world: World, split: str, z_t: np.ndarray, z_t1: np.ndarray,
+              root) -> object:
+    """The cached frames of pairs (z_t, z_t1) of one member and split: rows [0, n) are
+    the frames of z_t, rows [n, 2n) those of z_t1. Records the wrap-around fraction."""
+    from .pixels import FrameSet
+
+    z = np.concatenate([z_t, z_t1])
+    world.mixer.wrap[split] = world.mixer.wrap_fraction(z)
+    return FrameSet(cfg.world, cfg.seed, split, world.mixer.angles(z), root)
+
+
+def eval_latents(cfg: RunConfig, world: World) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out evaluation pairs of a member, from its own ``eval`` stream."""
+    return world.sample_pairs(cfg.eval.n, seeding.rng(cfg.seed, "eval"))
+
+
+def observe(cfg: RunConfig, world: World, z: np.ndarray, split: str):
+    """Observations of latents z (n, N): the mixer applied in float32, or, for a
+    rendered mixer, the cached frames of the pairs (z[:n/2], z[n/2:]) as uint8."""
+    if not world.mixer.rendered:
+        return world.mixer.forward(torch.from_numpy(z).float())
+    from .pixels import cache_root, ensure_frames
+
+    n = len(z) // 2
+    fs = frame_set(cfg, world, split, z[:n], z[n:], cache_root())
+    ensure_frames([fs], progress=False)  # a no-op when the stream rendered them
+    return torch.from_numpy(fs.load())
 
 
 def make_loss_fn(learner: Learner, coefs: dict[str, torch.Tensor]):
@@ -131,7 +216,7 @@ def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
         raise ValueError("run_group needs configs with one shape signature")
     dev = resolve_device(device)
     t_start = time.perf_counter()
-    prog = build_program(cfgs, dev)
+    prog = build_program(cfgs, dev, progress)
     worlds, learners = prog.worlds, prog.learners
     res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=progress,
                 desc=desc)
@@ -175,7 +260,7 @@ class Program:
     hyper: Hyper
 
 
-def build_program(cfgs: list[RunConfig], dev: torch.device) -> Program:
+def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = False) -> Program:
     """Worlds, learners, stacked initial parameters, data stream and optimiser settings
     of a group of configs sharing one signature."""
     worlds = [World(c.world, c.seed) for c in cfgs]
@@ -183,7 +268,11 @@ def build_program(cfgs: list[RunConfig], dev: torch.device) -> Program:
     params = _init_params(cfgs, learners, dev)
     coefs = _stack_coefs([lr.objective.coefs() for lr in learners], dev)
     obj = learners[0].objective
-    stream = PairStream(worlds, cfgs, dev, obj.slices if obj.uses_directions else 0)
+    slices = obj.slices if obj.uses_directions else 0
+    if type(worlds[0].mixer).rendered:
+        stream = FramePairStream(worlds, cfgs, dev, slices, progress=progress)
+    else:
+        stream = PairStream(worlds, cfgs, dev, slices)
     return Program(worlds, learners, params, make_loss_fn(learners[0], coefs), stream,
                    _hyper(cfgs, dev))
 
@@ -222,7 +311,8 @@ def embed(learner: Learner, params: dict, k: int, x: np.ndarray | torch.Tensor,
     """Member ``k``'s embedding of observations x (n, D) -> (n, N) float64."""
     enc = type(learner.encoder)
     ep = {n: v[k:k + 1] for n, v in params.items() if not n.startswith("pred_")}
-    x = torch.as_tensor(x, dtype=torch.float32)
+    x = torch.as_tensor(x)
+    x = x if x.dtype == torch.uint8 else x.float()  # frames stay uint8 until a chunk is used
     out = [enc.apply(ep, x[i:i + chunk].to(dev)[None])[0].double().cpu()
            for i in range(0, x.shape[0], chunk)]
     return torch.cat(out).numpy()
@@ -231,9 +321,8 @@ def embed(learner: Learner, params: dict, k: int, x: np.ndarray | torch.Tensor,
 def _evaluate_member(cfg, world, learner, params, k, dev) -> dict:
     from .metrics import evaluate
 
-    rng = seeding.rng(cfg.seed, "eval")
-    z_t, z_t1 = world.sample_pairs(cfg.eval.n, rng)
-    x = world.mixer.forward(torch.from_numpy(np.concatenate([z_t, z_t1])).float())
+    z_t, z_t1 = eval_latents(cfg, world)
+    x = observe(cfg, world, np.concatenate([z_t, z_t1]), "eval")
     h = embed(learner, params, k, x, dev)
     n = z_t.shape[0]
     if not np.all(np.isfinite(h)):
@@ -241,7 +330,12 @@ def _evaluate_member(cfg, world, learner, params, k, dev) -> dict:
     out = evaluate(h[:n], h[n:], z_t, z_t1, rho=world.rho,
                    fit_fraction=cfg.eval.fit_fraction, knn=cfg.eval.knn,
                    sigreg_slices=cfg.eval.sigreg_slices, seed=cfg.seed)
-    out["r2_xz"] = _r2_from_observations(x.numpy()[:n], z_t, cfg.eval.fit_fraction)
+    x_flat = x[:n].reshape(n, -1).float().numpy()
+    out["r2_xz"] = _r2_from_observations(x_flat, z_t, cfg.eval.fit_fraction)
+    out.update(_target_scores(h, world.mixer.eval_targets(np.concatenate([z_t, z_t1])), n,
+                              cfg.eval.fit_fraction, cfg.eval.knn))
+    if world.mixer.rendered:
+        out["wrap_fraction"] = world.mixer.wrap.get("eval")
     if cfg.eval.grid:
         out.update(_grid_scores(cfg, world, learner, params, k, dev))
     sample = None
@@ -279,6 +373,25 @@ def _grid_scores(cfg, world, learner, params, k, dev) -> dict:
     return {"r2_hz_grid": None if r2 is None or not np.isfinite(r2) else float(r2)}
 
 
+def _target_scores(h: np.ndarray, targets: dict[str, np.ndarray], n: int,
+                   fit_fraction: float, knn: int) -> dict:
+    """Held-out linear and kNN R² of each extra target (e.g. the sin/cos of the Reacher's
+    joint angles) from h, with the same split as :func:`identlab.metrics.evaluate`: fit on
+    the first ``fit_fraction`` of the pairs (both views), score on the rest. Keys
+    ``r2_hz_<name>``, ``r2_hz_<name>_dims``, ``nl_r2_hz_<name>``."""
+    from .metrics import r2_knn, r2_linear
+
+    n_fit = int(round(fit_fraction * n))
+    fit = np.r_[0:n_fit, n:n + n_fit]
+    test = np.r_[n_fit:n, n + n_fit:2 * n]
+    out = {}
+    for name, y in targets.items():
+        r2, dims = r2_linear(h[fit], y[fit], h[test], y[test])
+        nl, _ = r2_knn(h[fit], y[fit], h[test], y[test], k=knn)
+        out.update({f"r2_hz_{name}": r2, f"r2_hz_{name}_dims": dims, f"nl_r2_hz_{name}": nl})
+    return out
+
+
 def _r2_from_observations(x: np.ndarray, z: np.ndarray, fit_fraction: float) -> float | None:
     """Held-out linear R² of z from the raw observations x: how hard the mixing is (the
     paper's R²(x→z) column), the baseline an encoder must beat."""
@@ -302,6 +415,13 @@ def bytes_per_member(cfg: RunConfig) -> int:
     data = t.data_chunk * m * (_obs_dim(cfg) + n) * 4 * 2
     hidden = getattr(enc, "hidden", n)
     n_params = getattr(enc, "depth", 1) * hidden * hidden + 2 * hidden * n
+    if MIXERS.get(cfg.world.mixer.kind).rendered:  # uint8 frames, conv activations
+        data = 2 * cfg.world.mixer.pairs * _obs_dim(cfg)
+        side = cfg.world.mixer.size
+        chans = getattr(enc, "channels", ())
+        conv = sum(c * (side >> (i + 1)) ** 2 for i, c in enumerate(chans))
+        acts = m * (_obs_dim(cfg) + 4 * conv) * 4
+        n_params = sum(a * b * 16 for a, b in zip((3, *chans), chans)) + conv * n
     return int(acts + sig + data + 4 * 4 * n_params)
 
 

@@ -20,7 +20,7 @@ from .registry import MIXERS
 from .schema import ConfigError, interval, param
 
 __all__ = ["Mixer", "MLPMixer", "Coupling", "Spiral", "Banana", "Sinusoid", "Identity",
-           "Linear", "stack_weights"]
+           "Linear", "Reacher", "stack_weights"]
 
 Weights = dict[str, torch.Tensor]
 
@@ -31,6 +31,9 @@ class Mixer:
     kind: ClassVar[str]
     two_d: ClassVar[bool] = False
     has_inverse: ClassVar[bool] = True
+    # rendered mixers produce images that cannot be drawn inside the training loop: their
+    # worlds train on a finite pre-rendered set (``world.mixer.pairs``, identlab.pixels)
+    rendered: ClassVar[bool] = False
 
     def __init__(self, params, dim: int, rng: np.random.Generator) -> None:
         self.params = params
@@ -40,7 +43,16 @@ class Mixer:
 
     @property
     def out_dim(self) -> int:
-        return self.dim
+        return type(self).obs_dim(self.params, self.dim)
+
+    @classmethod
+    def obs_dim(cls, params, dim: int) -> int:
+        """Size of one observation x = g(z) for these params (vector mixers keep dim)."""
+        return dim
+
+    def eval_targets(self, z: np.ndarray) -> dict[str, np.ndarray]:
+        """Extra ground-truth variables to score h against, beyond z (name -> (n, m))."""
+        return {}
 
     @staticmethod
     def apply(weights: Weights, z: torch.Tensor) -> torch.Tensor:  # (K, M, N) -> (K, M, D)
@@ -365,6 +377,87 @@ class Linear(Mixer):
     @staticmethod
     def apply_inverse(weights, x):
         return torch.bmm(x, weights["Ainv"])
+
+
+@MIXERS.register("reacher")
+class Reacher(Mixer):
+    """dm_control's Reacher (``reacher``, task ``hard``) rendered from its joint angles.
+
+    θ = scale·z gives the (shoulder, wrist) angles in radians; the target sits at a fixed
+    position, velocities are zero, and the fixed top-down camera renders a size×size RGB
+    frame, returned channels-first as uint8 (M, 3, size, size). Frames are periodic in θ,
+    so g is injective only while every |θ_i| < π: ``scale`` should make wrap-around rare
+    (``info()`` reports the measured fraction). Rendering needs ``identlab[pixels]`` and
+    a headless GL backend; see :mod:`identlab.pixels`, which also caches frames on disk.
+    """
+
+    @dataclass(frozen=True)
+    class Params:
+        kind: str = "reacher"
+        size: Literal[32, 64] = param(32, doc="frame side in pixels (square RGB frames)")
+        scale: float = param(1.0, check=interval(0.0, lo_open=True),
+                             doc="joint angles θ = scale·z in radians (1.0: a unit-variance "
+                                 "Gaussian latent wraps past ±π in 0.34% of frames)")
+        target: tuple[float, ...] = param((0.1, 0.1), check=interval(-0.2, 0.2),
+                                          doc="fixed target position (x, y) in metres")
+        pairs: int = param(4000, check=interval(2),
+                           doc="training pairs rendered ahead of training: the finite "
+                               "training set that minibatches are drawn from (epochs)")
+
+        def __post_init__(self) -> None:
+            if len(self.target) != 2:
+                raise ConfigError("target", f"= {list(self.target)}: needs 2 entries (x, y)")
+
+    two_d = True
+    has_inverse = False
+    rendered = True
+
+    def __init__(self, params, dim, rng):
+        super().__init__(params, dim, rng)
+        self.wrap: dict[str, float] = {}  # measured wrap-around fraction per rendered split
+
+    @classmethod
+    def obs_dim(cls, params, dim):
+        return 3 * params.size * params.size
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3, self.params.size, self.params.size)
+
+    def angles(self, z) -> np.ndarray:
+        """θ = scale·z, (n, 2) float64."""
+        return self.params.scale * np.asarray(z, dtype=np.float64)
+
+    def wrap_fraction(self, z) -> float:
+        """Share of rows of z with some |θ_i| > π (where frames repeat)."""
+        return float(np.mean(np.any(np.abs(self.angles(z)) > math.pi, axis=-1)))
+
+    def gaussian_wrap_fraction(self) -> float:
+        """The same share for a unit-variance Gaussian latent: 1 − (1 − 2Φ(−π/scale))²."""
+        tail = math.erfc(math.pi / self.params.scale / math.sqrt(2))  # P(|scale·Z| > π)
+        return 1.0 - (1.0 - tail) ** 2
+
+    def eval_targets(self, z):
+        """(sin θ₁, cos θ₁, sin θ₂, cos θ₂): what a frame determines even past ±π."""
+        th = self.angles(z)
+        return {"angles": np.concatenate([np.sin(th), np.cos(th)], axis=1)}
+
+    def forward(self, z):
+        """Render frames of z in this process, uncached: uint8 (M, 3, size, size)."""
+        from .pixels import render_frames
+
+        return render_frames(self.params, self.angles(torch.as_tensor(z).cpu().numpy()))
+
+    @staticmethod
+    def apply(weights, z):
+        raise NotImplementedError("reacher frames are rendered ahead of training "
+                                  "(identlab.pixels), not inside a batched program")
+
+    def info(self):
+        out = {"kind": self.kind, "size": self.params.size, "scale": self.params.scale,
+               "wrap_fraction_gaussian": round(self.gaussian_wrap_fraction(), 6)}
+        out.update({f"wrap_fraction_{k}": round(v, 6) for k, v in self.wrap.items()})
+        return out
 
 
 def check_compat(mixer_params, dim: int, path: str) -> None:

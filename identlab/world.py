@@ -83,9 +83,8 @@ class World:
         corr = [float(np.corrcoef(z0[:, i], z1[:, i])[0, 1]) for i in range(self.dim)]
         ks = [float(stats.ks_2samp(z0[:, i], zk[:, i]).pvalue) for i in range(self.dim)]
         m = min(n, 2000)
-        x = self.mixer.forward(z0[:m])
-        rt = float(np.max(np.abs(self.mixer.inverse(x) - z0[:m]))) \
-            if self.mixer.has_inverse else None
+        rt = float(np.max(np.abs(self.mixer.inverse(self.mixer.forward(z0[:m])) - z0[:m]))) \
+            if self.mixer.has_inverse else None  # (rendered mixers have no inverse)
         return {
             "n": n, "k": k,
             "mean_t": _r(z0.mean(0)), "var_t": _r(z0.var(0)),

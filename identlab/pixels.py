@@ -1,0 +1,296 @@
+"""Rendered observations: dm_control's Reacher frames, rendered once and cached on disk.
+
+Rendering cannot run inside a batched training step, so a pixel world renders a finite
+set of frames ahead of training. A frame set is identified by the world config, the
+run seed, the split (``train`` / ``eval``) and its size; its frames are stored in
+shards of ``SHARD`` frames under ``cache_root()/<key>/``. Each shard file holds a SHA-256
+digest followed by an ``.npz`` (``frames`` uint8 (n, 3, H, W), ``theta`` float64 (n, 2));
+it is written atomically (temp + fsync + rename), and it is used only if the digest, the
+shapes and the joint angles all match what is asked for — anything else is re-rendered.
+Missing shards are rendered by worker processes (each loads the environment once), so a
+killed job resumes where it stopped.
+
+The GL backend is chosen before dm_control is imported: the user's ``MUJOCO_GL`` if set,
+else ``egl`` when a CUDA GPU is present and ``osmesa`` otherwise (``PYOPENGL_PLATFORM``
+follows unless set). A missing backend or package is a one-line :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .schema import ConfigError, to_dict
+from .store import write_bytes_atomic, write_json_atomic
+
+__all__ = ["SHARD", "configure_gl", "cache_root", "FrameSet", "render_frames",
+           "ensure_frames", "default_workers"]
+
+SHARD = 256          # frames per cache file
+CACHE_VERSION = 1    # bump when the shard format or the scene set-up changes
+INSTALL_HINT = ("install OSMesa (Debian/Ubuntu: apt-get install libosmesa6) for CPU "
+                "rendering, or use MUJOCO_GL=egl on a machine with a GPU and libEGL")
+FIELD = "world.mixer.kind"
+
+
+# ------------------------------------------------------------------ backend
+def configure_gl() -> str:
+    """Set ``MUJOCO_GL`` (and ``PYOPENGL_PLATFORM``) unless the user has; returns the
+    backend. Must run before dm_control or mujoco is imported."""
+    backend = os.environ.get("MUJOCO_GL")
+    if not backend:
+        import torch
+
+        backend = "egl" if torch.cuda.is_available() else "osmesa"
+        os.environ["MUJOCO_GL"] = backend
+    if backend in ("egl", "osmesa"):
+        os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+    return backend
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:160]}"
+
+
+def _backend_error(backend: str, exc: BaseException) -> ConfigError:
+    return ConfigError(FIELD, f"= 'reacher': cannot render with MUJOCO_GL={backend} "
+                       f"({_one_line(exc)}); {INSTALL_HINT}")
+
+
+class _Renderer:
+    """One process's Reacher environment; renders frames of given joint angles."""
+
+    def __init__(self) -> None:
+        backend = configure_gl()
+        try:
+            from dm_control import suite
+        except ImportError as e:
+            if (e.name or "").split(".")[0] in ("dm_control", "mujoco"):
+                raise ConfigError(FIELD, "= 'reacher': needs dm-control and mujoco; "
+                                  "pip install 'identlab[pixels]'") from None
+            raise _backend_error(backend, e) from None
+        except Exception as e:  # dm_control refuses an unknown or broken MUJOCO_GL
+            raise _backend_error(backend, e) from None
+        try:
+            self.physics = suite.load("reacher", "hard", task_kwargs={"random": 0}).physics
+            self.physics.render(8, 8, camera_id=0)  # probe the GL context now
+        except Exception as e:
+            raise _backend_error(backend, e) from None
+
+    def render(self, theta: np.ndarray, size: int, target) -> np.ndarray:
+        """theta (n, 2) radians -> uint8 (n, 3, size, size)."""
+        p = self.physics
+        p.named.model.geom_pos["target", "x"] = float(target[0])
+        p.named.model.geom_pos["target", "y"] = float(target[1])
+        out = np.empty((len(theta), 3, size, size), dtype=np.uint8)
+        for i, (shoulder, wrist) in enumerate(theta):
+            with p.reset_context():  # sets the pose, zero velocities, recomputes kinematics
+                p.data.qvel[:] = 0.0
+                p.named.data.qpos["shoulder"] = shoulder
+                p.named.data.qpos["wrist"] = wrist
+            out[i] = p.render(size, size, camera_id=0).transpose(2, 0, 1)
+        return out
+
+    def close(self) -> None:
+        self.physics.free()  # release the GL context before interpreter shutdown
+
+
+def render_frames(params, theta: np.ndarray) -> np.ndarray:
+    """Render frames of joint angles ``theta`` (n, 2) in this process, uncached."""
+    r = _Renderer()
+    try:
+        return r.render(np.asarray(theta, dtype=np.float64).reshape(-1, 2), params.size,
+                        params.target)
+    finally:
+        r.close()
+
+
+# ------------------------------------------------------------------ cache
+def cache_root() -> Path:
+    """``$IDENTLAB_FRAME_CACHE``, else ``$XDG_CACHE_HOME/identlab/frames`` (~/.cache)."""
+    env = os.environ.get("IDENTLAB_FRAME_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "identlab" / "frames"
+
+
+def _renderer_version() -> str:
+    out = []
+    for pkg in ("mujoco", "dm-control"):
+        try:
+            out.append(f"{pkg}={metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{pkg}=none")
+    return ",".join(out)
+
+
+@dataclass
+class FrameSet:
+    """The frames of one (world config, seed, split, n) in ``root/<key>/``."""
+
+    world: object          # WorldConfig
+    seed: int
+    split: str
+    theta: np.ndarray      # (n, 2) joint angles, row i -> frame i
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.theta = np.ascontiguousarray(self.theta, dtype=np.float64)
+        self.size = int(self.world.mixer.size)
+        self.target = tuple(self.world.mixer.target)
+        world = to_dict(self.world)
+        world["mixer"].pop("pairs", None)  # n is in the key; the eval set ignores pairs
+        blob = json.dumps({"version": CACHE_VERSION, "world": world,
+                           "seed": self.seed, "split": self.split, "n": len(self.theta),
+                           "renderer": _renderer_version()}, sort_keys=True)
+        self.key = hashlib.sha256(blob.encode()).hexdigest()[:20]
+        self.dir = Path(self.root) / self.key
+        self.meta = json.loads(blob)
+
+    @property
+    def n(self) -> int:
+        return len(self.theta)
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n // SHARD)
+
+    def rows(self, i: int) -> slice:
+        return slice(i * SHARD, min((i + 1) * SHARD, self.n))
+
+    def path(self, i: int) -> Path:
+        return self.dir / f"shard-{i:05d}.bin"
+
+    def load_shard(self, i: int) -> np.ndarray | None:
+        """Frames of shard i, or None when missing or not trustworthy."""
+        try:
+            raw = self.path(i).read_bytes()
+        except OSError:
+            return None
+        digest, payload = raw[:32], raw[32:]
+        if len(raw) < 32 or hashlib.sha256(payload).digest() != digest:
+            return None
+        try:
+            with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+                frames, theta = z["frames"], z["theta"]
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+        want = self.theta[self.rows(i)]
+        if (frames.dtype != np.uint8 or frames.shape != (len(want), 3, self.size, self.size)
+                or theta.shape != want.shape or not np.array_equal(theta, want)):
+            return None
+        return frames
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.n_shards) if self.load_shard(i) is None]
+
+    def load(self) -> np.ndarray:
+        """All frames, uint8 (n, 3, size, size); every shard must be present and valid."""
+        out = np.empty((self.n, 3, self.size, self.size), dtype=np.uint8)
+        for i in range(self.n_shards):
+            f = self.load_shard(i)
+            if f is None:
+                raise RuntimeError(f"frame cache shard {self.path(i)} is missing or corrupt")
+            out[self.rows(i)] = f
+        return out
+
+
+def write_shard(path: Path, frames: np.ndarray, theta: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, frames=frames, theta=theta)
+    payload = buf.getvalue()
+    write_bytes_atomic(path, hashlib.sha256(payload).digest() + payload)
+
+
+# ------------------------------------------------------------------ workers
+_WORKER: _Renderer | None = None
+_WORKER_ERROR = "renderer unavailable"
+
+
+def _worker_init() -> None:
+    global _WORKER, _WORKER_ERROR
+    try:  # a pool worker ends with os._exit: its GL context goes with the process
+        _WORKER = _Renderer()
+    except ConfigError as e:  # reported per task as text: ConfigError does not pickle
+        _WORKER_ERROR = str(e)
+
+
+def _render_task(task) -> tuple[int, str | None]:
+    path, theta, size, target = task
+    if _WORKER is None:
+        return 0, _WORKER_ERROR
+    write_shard(Path(path), _WORKER.render(theta, size, target), theta)
+    return len(theta), None
+
+
+def default_workers() -> int:
+    """``$IDENTLAB_RENDER_WORKERS``, else the number of CPU cores (at most 8)."""
+    env = os.environ.get("IDENTLAB_RENDER_WORKERS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError("IDENTLAB_RENDER_WORKERS", f"= {env!r}: must be an integer >= 1")
+        return n
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def ensure_frames(sets: list[FrameSet], *, workers: int | None = None,
+                  progress: bool = True) -> dict:
+    """Render every missing or corrupt shard of ``sets`` (in ``workers`` processes, each
+    loading the environment once), then return timing facts. Shards already valid are
+    kept, so an interrupted call resumes."""
+    import time
+
+    tasks = []
+    for s in sets:
+        s.dir.mkdir(parents=True, exist_ok=True)
+        if not (s.dir / "meta.json").is_file():
+            write_json_atomic(s.dir / "meta.json", s.meta)
+        for i in s.missing():
+            tasks.append((str(s.path(i)), s.theta[s.rows(i)], s.size, s.target))
+    total = sum(len(t[1]) for t in tasks)
+    if not tasks:
+        return {"rendered": 0, "render_s": 0.0}
+    workers = min(default_workers() if workers is None else workers, len(tasks))
+    configure_gl()  # the workers inherit the choice
+    bar = tqdm(total=total, desc="render frames", unit="frame", disable=not progress,
+               leave=False, dynamic_ncols=True, mininterval=0.5)
+    t0 = time.perf_counter()
+    try:
+        if workers <= 1:
+            r = _Renderer()
+            try:
+                for path, theta, size, target in tasks:
+                    write_shard(Path(path), r.render(theta, size, target), theta)
+                    bar.update(len(theta))
+            finally:
+                r.close()
+        else:
+            ctx = mp.get_context("spawn")  # no GL or torch state crosses a fork
+            pool = ctx.Pool(workers, initializer=_worker_init)
+            try:
+                for n, err in pool.imap_unordered(_render_task, tasks):
+                    if err is not None:
+                        raise ConfigError("", err)
+                    bar.update(n)
+                pool.close()
+            finally:
+                pool.terminate()
+                pool.join()
+    finally:
+        bar.close()
+    return {"rendered": total, "render_s": time.perf_counter() - t0, "workers": workers}
