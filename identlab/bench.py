@@ -96,12 +96,61 @@ def mlp_flops(cfg: RunConfig) -> float:
     return 3 * 2 * macs * 2 * cfg.train.batch
 
 
+PIXELS = ["world.mixer.kind=reacher", "world.mixer.pairs=128", "learner.encoder.kind=cnn",
+          "learner.encoder.channels=[16, 32, 64]", "learner.objective.slices=64",
+          "train.batch=64", "eval.n=50", "eval.sigreg_slices=16"]
+
+
+def pixel_bench(dev: torch.device, quick: bool = False) -> dict:
+    """Rendering throughput (frames/s of one process, 32 and 64 px) and ms/step of the
+    CNN encoder's batched program for K = 1 and 4 members, with members stacked as one
+    grouped convolution and as a loop over members (the CPU default). The K members
+    share one seed so that they share frames (timing does not depend on the data)."""
+    import os
+    import tempfile
+
+    from . import pixels
+    from .encoders import CNNEncoder
+
+    out: dict = {}
+    n = 40 if quick else 300
+    for size in (32, 64):
+        r = pixels.render_throughput(n, size)
+        out[f"pixels_render_fps_{size}px"] = round(r["fps"], 1)
+    out["pixels_env_load_s"] = round(r["load_s"], 2)
+    steps = 6 if quick else 20
+    old_root = os.environ.get("IDENTLAB_FRAME_CACHE")
+    old_mode = CNNEncoder.grouped
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["IDENTLAB_FRAME_CACHE"] = tmp
+        try:
+            base = load_run(None, PIXELS)
+            for mode, name in ((None, "auto"), (True, "grouped")):
+                CNNEncoder.grouped = mode
+                k1 = time_steps([base], dev, steps)
+                k4 = time_steps([base] * 4, dev, steps)
+                out[f"pixels_cnn_{name}_k1_ms"] = round(k1, 2)
+                out[f"pixels_cnn_{name}_k4_ms"] = round(k4, 2)
+                out[f"pixels_cnn_{name}_k4_per_member_ratio"] = round(k4 / 4 / k1, 3)
+        finally:
+            CNNEncoder.grouped = old_mode
+            if old_root is None:
+                os.environ.pop("IDENTLAB_FRAME_CACHE", None)
+            else:
+                os.environ["IDENTLAB_FRAME_CACHE"] = old_root
+    return out
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False) -> dict:
+def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
+              only: str | None = None) -> dict:
     dev = resolve_device(device)
+    if only == "pixels":
+        return {"provenance": provenance(dev), "threads": torch.get_num_threads(),
+                **pixel_bench(dev, quick)}
     steps = 8 if quick else 30
     res: dict = {"provenance": provenance(dev), "machine": platform.machine(),
                  "threads": torch.get_num_threads()}
@@ -140,10 +189,20 @@ def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False)
                                                             repeats=3 if quick else 10))
     except ImportError:
         pass
+    res.update(_pixels_or_reason(dev, quick))
     if dev.type == "cuda":
         res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return res
+
+
+def _pixels_or_reason(dev: torch.device, quick: bool) -> dict:
+    from .schema import ConfigError
+
+    try:
+        return pixel_bench(dev, quick)
+    except ConfigError as e:  # no dm_control or no GL backend: say so in the report
+        return {"pixels_skipped": str(e)}
 
 
 def _rounded(d: dict) -> dict:
@@ -170,7 +229,13 @@ def to_markdown(res: dict) -> str:
               "AdamW); `*_per_member_ratio` = (ms/step of K members / K) / (ms/step of one "
               "member), below 1 means batching pays; `spiral_mlp_fraction_of_peak` = the "
               "encoder's forward+backward FLOP rate over the measured matmul peak; "
-              "`peak_rss_mb` / `peak_gpu_mb` peak memory of the benchmark process.", ""]
+              "`peak_rss_mb` / `peak_gpu_mb` peak memory of the benchmark process; "
+              "`pixels_render_fps_*` frames rendered per second by one process (dm_control "
+              "Reacher, after `pixels_env_load_s` to load the environment); "
+              "`pixels_cnn_{auto,grouped}_k*_ms` ms/step of the 32-px CNN program (batch "
+              "64 pairs, channels 16-32-64) with members looped on CPU (`auto`) or stacked "
+              "as one grouped convolution (`grouped`). `identlab bench --only pixels` "
+              "reruns just these rows and keeps the others.", ""]
     return "\n".join(lines)
 
 
@@ -179,6 +244,8 @@ def register_cli(sub) -> None:
     b.add_argument("--out", default="reports/bench.md", help="markdown output path")
     b.add_argument("--device", default="auto")
     b.add_argument("--quick", action="store_true", help="few steps (smoke test)")
+    b.add_argument("--only", choices=["pixels"],
+                   help="rerun one section and merge it into the existing report")
     b.add_argument("--compiled", action="store_true",
                    help="also time the torch.compile SIGReg (compiles for a minute or more)")
     b.set_defaults(fn=cmd_bench)
@@ -190,7 +257,15 @@ def cmd_bench(args) -> int:
 
     out = Path(args.out)
     ensure_writable_dir(out.parent)
-    res = run_bench(args.device, quick=args.quick, compiled=args.compiled)
+    res = run_bench(args.device, quick=args.quick, compiled=args.compiled, only=args.only)
+    if args.only:
+        from .store import read_json
+
+        old = read_json(out.with_suffix(".json"))
+        if isinstance(old, dict):
+            keep = {k: v for k, v in old.items() if not k.startswith("pixels_")}
+            res = {**keep, **{k: v for k, v in res.items() if k not in keep
+                              or k.startswith("pixels_")}}
     out.write_text(to_markdown(res))
     write_json_atomic(out.with_suffix(".json"), res)
     print(to_markdown(res))

@@ -142,14 +142,17 @@ class CNNEncoder(Encoder):
     ``channels``, each halving the frame side, then flatten and a linear head.
 
     Input x: frames (K, M, 3, H, W), uint8 in [0, 255] (converted to [0, 1] here, so
-    frames stay uint8 until a batch is used) or float in [0, 1]. The K members run as one
-    grouped convolution (members stacked along channels, ``groups=K``), and GroupNorm's
+    frames stay uint8 until a batch is used) or float in [0, 1]. On CUDA the K members run
+    as one grouped convolution (members stacked along channels, ``groups=K``; GroupNorm's
     groups never straddle two members, so a member's output depends on its own weights
-    only. Init: PyTorch's defaults (U(±1/√fan_in) for weights and biases, GroupNorm scale
+    only); on CPU a loop over members is faster (grouped convolutions measured 1.2-1.4x
+    slower per member at K=4, see reports/bench.md), so ``grouped`` is None = by device.
+    Init: PyTorch's defaults (U(±1/√fan_in) for weights and biases, GroupNorm scale
     1 and shift 0), drawn from the member's generator.
     """
 
     images = True
+    grouped: ClassVar[bool | None] = None  # None: grouped convolution on CUDA, loop on CPU
 
     @dataclass(frozen=True)
     class Params:
@@ -200,6 +203,16 @@ class CNNEncoder(Encoder):
 
     @staticmethod
     def apply(p, x):
+        grouped = CNNEncoder.grouped
+        if grouped is None:
+            grouped = x.is_cuda
+        if grouped or x.shape[0] == 1:
+            return CNNEncoder._apply_grouped(p, x)
+        return torch.cat([CNNEncoder._apply_grouped({n: v[k:k + 1] for n, v in p.items()},
+                                                    x[k:k + 1]) for k in range(x.shape[0])])
+
+    @staticmethod
+    def _apply_grouped(p, x):
         k, m = x.shape[:2]
         if not x.is_floating_point():
             x = x.float().div_(255.0)

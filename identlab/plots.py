@@ -444,6 +444,25 @@ def _scatter_panel(ax, row, sample, grid) -> None:
     ax.legend(fontsize=7, loc="upper left", markerscale=2)
 
 
+# ------------------------------------------------------------------ frames
+def frames(images: np.ndarray, z: np.ndarray, *, title: str | None = None) -> Figure:
+    """A grid of RGB observations: images (rows, cols, 3, H, W) uint8, each titled with
+    its latent z (rows, cols, N)."""
+    rows, cols = images.shape[:2]
+    fig = Figure(figsize=(1.6 * cols, 1.75 * rows + 0.5), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(np.transpose(images[r, c], (1, 2, 0)), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title("z = (" + ", ".join(f"{v:.2f}" for v in z[r, c]) + ")", fontsize=7)
+        axes[r, 0].set_ylabel(f"x_t+{r}" if r else "x_t", fontsize=9)
+    fig.suptitle(title or "example observations", fontsize=11)
+    return fig
+
+
 # ------------------------------------------------------------------ bound
 def bound_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Ok rows with a finite, positive bound and a finite Procrustes error."""

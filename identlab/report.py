@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import plots
+from . import plots, seeding
 from .plots import fmt, is_unit_metric, ok_rows, short_axis
 from .schema import ConfigError, value_label
 from .store import Store, read_json, write_bytes_atomic
@@ -418,8 +418,9 @@ def plot_id(i: int, p: dict) -> str:
     return f"{i + 1:02d}-{p['kind']}-" + re.sub(r"[^A-Za-z0-9_-]", "_", str(what))
 
 
-def _render(p: dict, df: pd.DataFrame, grid: dict, samples: dict):
-    """(figure, paragraph, default title) for one plot spec."""
+def _render(p: dict, df: pd.DataFrame, grid: dict, samples: dict, base: dict | None = None):
+    """(figure, paragraph, default title) for one plot spec (``base``: the spec's base
+    run config, for plots that show the world itself)."""
     kind, metric = p["kind"], p.get("metric") or "r2_hz"
     if not len(ok_rows(df)):
         from matplotlib.figure import Figure
@@ -442,7 +443,41 @@ def _render(p: dict, df: pd.DataFrame, grid: dict, samples: dict):
     if kind == "bound":
         fig = plots.bound(df, title=p.get("title"))
         return fig, describe_bound(df), "measured error vs the Theorem-3 bound"
+    if kind == "frames":
+        return _example_frames(p, base)
     raise ConfigError("spec.plots", f"kind = {kind!r}: one of heatmap, line, scatter, bound")
+
+
+EXAMPLE_PAIRS = 6
+
+
+def _example_frames(p: dict, base: dict | None):
+    """Observations of the base world: EXAMPLE_PAIRS pairs (x_t above x_t+1) drawn from
+    the world's dynamics with the ``examples`` stream of the base seed."""
+    from matplotlib.figure import Figure
+
+    from .config import load_run
+    from .world import World
+
+    cfg = load_run(base or {})
+    world = World(cfg.world, cfg.seed)
+    default = "example observations"
+    if not world.mixer.rendered:
+        msg = f"the {cfg.world.mixer.kind!r} mixer gives vectors, not images"
+        return plots.message_figure(Figure(figsize=(6, 3)), msg), msg + ".", default
+    z_t, z_t1 = world.sample_pairs(EXAMPLE_PAIRS, seeding.rng(cfg.seed, "examples"))
+    try:
+        x = np.concatenate([world.mixer.forward(z_t), world.mixer.forward(z_t1)])
+    except ConfigError as e:
+        msg = f"cannot render example frames: {e}"
+        return plots.message_figure(Figure(figsize=(6, 3)), msg), msg + ".", default
+    fig = plots.frames(np.asarray(x).reshape(2, EXAMPLE_PAIRS, *np.shape(x)[1:]),
+                       np.stack([z_t, z_t1]), title=p.get("title"))
+    para = (f"{EXAMPLE_PAIRS} pairs (x_t, x_t+1) of the base world "
+            f"(`{cfg.world.mixer.kind}` mixer, `{cfg.world.latent.kind}` latents, "
+            f"`{cfg.world.dynamics.kind}` dynamics), one transition apart, with their "
+            "latents z above each frame. These are the encoder's only input.")
+    return fig, para, default
 
 
 def _run_counts(df: pd.DataFrame, spec: dict, summary: dict | None) -> str:
@@ -523,7 +558,7 @@ def _figures(spec, df, grid, samples, out) -> list[tuple[str, str, str]]:
     """Render every plot; returns (file stem, heading, paragraph) per figure."""
     made = []
     for i, p in enumerate(spec.get("plots") or []):
-        fig, para, default = _render(p, df, grid, samples)
+        fig, para, default = _render(p, df, grid, samples, spec.get("base"))
         stem = plot_id(i, p)
         plots.save(fig, out / stem)
         made.append((stem, p.get("title") or default, para))

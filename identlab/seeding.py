@@ -18,6 +18,7 @@ STREAMS: dict[str, int] = {
     "directions": 4,  # SIGReg slice directions, redrawn each step
     "eval": 5,        # held-out evaluation set
     "diagnostics": 6, # `identlab world` empirical checks
+    "examples": 7,    # example observations shown in reports (e.g. rendered frames)
 }
 
 

@@ -38,7 +38,7 @@ from .store import Store, read_json, write_json_atomic
 __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "run_sweep", "value_label"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-PLOT_KINDS = ("heatmap", "line", "scatter", "bound")
+PLOT_KINDS = ("heatmap", "line", "scatter", "bound", "frames")
 OVERLAYS = ("rho_sq", "theorem")
 
 

@@ -214,9 +214,12 @@ def test_cnn_shapes_and_input_types():
     torch.testing.assert_close(CNNEncoder.apply(p, x.float() / 255), h)
 
 
-def test_cnn_members_do_not_interact():
+@pytest.mark.parametrize("grouped", [True, False])
+def test_cnn_members_do_not_interact(grouped, monkeypatch):
     """Member k's output from a stacked K=3 program equals its output alone (grouped
-    convolution and GroupNorm never mix members); gradients stay in their member."""
+    convolution and GroupNorm never mix members, nor does the per-member loop);
+    gradients stay in their member."""
+    monkeypatch.setattr(CNNEncoder, "grouped", grouped)
     enc = _cnn(channels=(8, 8, 8))
     members = [enc.init(seeding.torch_generator(s, "init")) for s in range(3)]
     p = {k: v.requires_grad_(True) for k, v in stack_params(members).items()}
@@ -266,3 +269,22 @@ def _write_cfg(tmp_path):
         "train": {"steps": 4, "batch": 8, "data_chunk": 2},
         "eval": {"n": 42, "sigreg_slices": 8}}))
     return cfg
+
+
+# ------------------------------------------------------------------ report figure
+def test_frames_figure_and_vector_world_message():
+    from identlab import plots, report
+
+    imgs = np.random.default_rng(0).integers(0, 256, (2, 3, 3, 8, 8), dtype=np.uint8)
+    fig = plots.frames(imgs, np.zeros((2, 3, 2)), title="t")
+    assert len(fig.axes) == 6
+    fig, para, _ = report._example_frames({"kind": "frames"}, {"world": {"mixer": "spiral"}})
+    assert "vectors, not images" in para
+
+
+def test_example_frames_of_the_reacher_world(gl, cache):
+    from identlab import report
+
+    base = {"world": {"mixer": {"kind": "reacher"}}, "learner": {"encoder": {"kind": "cnn"}}}
+    fig, para, _ = report._example_frames({"kind": "frames"}, base)
+    assert len(fig.axes) == 2 * report.EXAMPLE_PAIRS and "reacher" in para
