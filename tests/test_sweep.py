@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -222,3 +223,15 @@ def test_changed_spec_resumes_and_report_keeps_to_the_plan(tmp_path):
     assert out["skipped"] == 1 and out["trained"] == 1
     df = load_records(tmp_path)
     assert sorted(df["world.dynamics.rho"].astype(float)) == [0.7, 0.9]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "sweeps").glob("*.yaml"),
+                                        key=str), ids=lambda p: p.stem)
+def test_every_shipped_spec_loads_with_each_preset(path):
+    """Every spec in sweeps/ (bases excluded) validates, as do all of its presets."""
+    data = yaml.safe_load(path.read_text())
+    if "grid" not in data:  # a run-config base such as base_cpu.yaml
+        return
+    for preset in [None, *(data.get("presets") or {})]:
+        spec = load_spec(path, preset)
+        assert spec.name == path.stem and len(expand(spec)) >= 1
