@@ -236,9 +236,14 @@ _WORKER_ERROR = "renderer unavailable"
 
 
 def _worker_init() -> None:
+    from multiprocessing import util
+
     global _WORKER, _WORKER_ERROR
-    try:  # a pool worker ends with os._exit: its GL context goes with the process
+    try:
         _WORKER = _Renderer()
+        # free the GL context while the worker shuts down, before the thread pools that
+        # dm_control's own atexit hook needs are gone
+        util.Finalize(_WORKER, _WORKER.close, exitpriority=10)
     except ConfigError as e:  # reported per task as text: ConfigError does not pickle
         _WORKER_ERROR = str(e)
 

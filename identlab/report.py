@@ -414,7 +414,8 @@ def _md(s) -> str:
 # ------------------------------------------------------------------ the report
 def plot_id(i: int, p: dict) -> str:
     """File stem of the i-th plot, e.g. ``01-heatmap-r2_hz``."""
-    what = {"scatter": "h-vs-z", "bound": "bound"}.get(p["kind"], p.get("metric") or "r2_hz")
+    what = {"scatter": "h-vs-z", "bound": "bound", "frames": "examples"}.get(
+        p["kind"], p.get("metric") or "r2_hz")
     return f"{i + 1:02d}-{p['kind']}-" + re.sub(r"[^A-Za-z0-9_-]", "_", str(what))
 
 
