@@ -370,7 +370,8 @@ def describe_bound(df: pd.DataFrame) -> str:
     bad = r2.fillna(-np.inf) < plots.RECOVERED_R2
     k, n = int(holds.sum()), len(rows)
     text = (f"{n} of {n_ok} finished runs have a positive bound. The bound holds "
-            f"(procrustes ≤ bound + 3 SE) in {k}/{n} runs ({100 * k / n:.0f}%); the median "
+            f"(procrustes ≤ bound + 3 SE of both estimates) in {k}/{n} runs "
+            f"({100 * k / n:.0f}%); the median "
             f"ratio procrustes / bound is {fmt(ratio.median())} (range {fmt(ratio.min())}"
             f"–{fmt(ratio.max())}). {int(bad.sum())} runs have r2_hz < "
             f"{plots.RECOVERED_R2} (marked ✕)")

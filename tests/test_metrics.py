@@ -397,3 +397,19 @@ def test_evaluate_rejects_mismatched_shapes():
     z = np.random.default_rng(20).standard_normal((50, 2))
     with pytest.raises(ValueError):
         M.evaluate(z[:, :1], z[:, :1], z, z, rho=None)
+
+
+def test_collapsed_embedding_meets_the_bound_within_mc_error():
+    """A collapsed h (constant) has ε = √N and D = 0, so the bound is exactly N; the
+    measured error is the sample mean of ‖z − z̄‖², N up to Monte-Carlo error. The verdict
+    counts that error (procrustes_se), so sampling noise alone never breaks the bound."""
+    rng = np.random.default_rng(13)
+    fails = 0
+    for _ in range(20):
+        z, z1 = _ou_pairs(2000, 2, 0.9, rng)
+        h = np.full_like(z, 0.3)
+        out = M.evaluate(h, h, z, z1, rho=0.9, sigreg_slices=8)
+        assert out["bound"] == pytest.approx(2.0, abs=1e-9)
+        assert out["procrustes_se"] == pytest.approx(2.0 / np.sqrt(2000), rel=0.25)
+        fails += not out["bound_holds"]
+    assert fails == 0
