@@ -285,3 +285,16 @@ def test_paper_preset_grid_trains_as_one_batched_program():
     for budget in (56 * 2**30, 3 * 2**30):
         chunks = chunk_groups(cfgs, torch.device("cpu"), budget=budget)
         assert len(chunks) == 1 and sorted(chunks[0]) == list(range(189))
+
+
+def test_grid_support_share_limits():
+    """Gaussian: the 99.9 % range (±3.29) covers the [-3, 3]² grid; α → ∞ tends to the
+    unit-variance uniform on ±√3, which covers (√3 / 3)² = 1/3 of it."""
+    from scipy import stats
+
+    assert rp.grid_support_share(2.0) == 1.0
+    assert rp.grid_support_share(1e4) == pytest.approx(1 / 3, abs=2e-3)
+    q = stats.norm.ppf(0.9995) * 0.5  # a half-width below the Gaussian's range
+    assert rp.grid_support_share(2.0, half_width=q) == 1.0
+    assert rp.grid_support_share(2.0, half_width=6.0) == pytest.approx(
+        (stats.norm.ppf(0.9995) / 6.0) ** 2)
