@@ -579,10 +579,16 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
              "protocol is emulated from the same runs and labelled. Each sweep's own report "
              "(every figure, the full cell table, provenance) is linked in its section.", ""]
     if wall:
-        parts += ["**Run:** " + "; ".join(
-            f"{k} {v['trained']} trained / {v['skipped']} reused, {v['wall_s']} s wall, "
-            f"{v['train_s']:.0f} s of training in its records" for k, v in wall.items())
-            + ".", ""]
+        def run_text(k, v):
+            text = f"{k}: {v['trained']} trained, {v['skipped']} reused"
+            if v["trained"]:
+                text += f", {v['wall_s']} s wall"
+            return text + f"; {v['train_s']:.0f} s of training in its records"
+
+        total = sum(v["train_s"] for v in wall.values())
+        parts += ["**Runs:** " + "; ".join(run_text(k, v) for k, v in wall.items())
+                  + f". Training time of all records: {total / 60:.1f} min (each batched "
+                  "program counted once).", ""]
     if specs:
         parts += ["## Settings that differ", "", _settings_markdown(specs), ""]
     findings: list[str] = []
@@ -681,9 +687,10 @@ def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = 
         print(f"{spec.name}: {summary['trained']} trained, {summary['skipped']} reused, "
               f"{summary['wall_s']} s", file=sys.stderr, flush=True)
     page = write_paper_page(sweep_root, reports_root, wall, preset)
-    keys = ("planned", "trained", "skipped", "wall_s")
-    write_index(reports_root, {page_name(preset): {
-        k: round(sum(float(w[k]) for w in wall.values()), 1) for k in keys}})
+    totals = {k: sum(int(w[k]) for w in wall.values())
+              for k in ("planned", "trained", "skipped")}
+    totals["wall_s"] = round(sum(float(w["wall_s"]) for w in wall.values()), 1)
+    write_index(reports_root, {page_name(preset): totals})
     print(f"paper sweeps: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return page
 

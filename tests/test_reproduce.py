@@ -262,8 +262,9 @@ def test_tiny_reproduce_end_to_end(tmp_path, monkeypatch):
     # a second call trains nothing and rewrites the same tables
     again = rp.reproduce(tmp_path / "runs", tmp_path / "reports", progress=False).read_text()
     assert again.split("## Settings")[1] == text.split("## Settings")[1]
-    assert "paper_scaling 0 trained / 24 reused" in again
-    assert "paper_grid 0 trained / 4 reused" in again
+    assert "paper_scaling: 0 trained, 24 reused; " in again
+    assert "paper_grid: 0 trained, 4 reused; " in again
+    assert "paper_grid: 4 trained, 0 reused, " in text
 
 
 def test_reproduce_cli_rejects_an_unknown_sweep(tmp_path, capsys):
