@@ -7,6 +7,7 @@ resolved through the registries once, here.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -198,7 +199,7 @@ def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
         last = parts[-1]
         if last == "kind" and node.get("kind") not in (None, value):
             node.clear()
-        node[last] = value
+        node[last] = copy.deepcopy(value)  # later overrides must not edit the caller's value
     return data
 
 

@@ -15,7 +15,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identlab.config import RunConfig, config_hash, load_run
+from identlab.config import RunConfig, apply_overrides, config_hash, load_run
 from identlab.schema import ConfigError, build, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -374,3 +374,12 @@ def test_defaults_are_finite():
     for path, value in leaves(to_dict(load_run())):
         if isinstance(value, float):
             assert math.isfinite(value), path
+
+
+def test_overrides_never_edit_the_values_passed_in():
+    """A mapping given as an override value (a sweep's grid entry) is copied, so a later
+    dotted override into the same section leaves the caller's mapping untouched."""
+    dyn = {"kind": "drift", "target": "mean", "strength": 1.0}
+    out = apply_overrides({}, [("world.dynamics", dyn), ("world.dynamics.rho", 0.7)])
+    assert out["world"]["dynamics"]["rho"] == 0.7
+    assert dyn == {"kind": "drift", "target": "mean", "strength": 1.0}
