@@ -170,6 +170,13 @@ def report_dir(reports_root: str | Path, name) -> Path:
     return out
 
 
+def spec_report_name(spec: dict) -> str:
+    """Report folder of a sweep directory's spec.json (``<name>`` or ``<name>-<preset>``)."""
+    from .sweep import report_name
+
+    return report_name(spec.get("name"), spec.get("preset"))
+
+
 def _write_text(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -542,7 +549,7 @@ def write_report(sweep_dir: str | Path, reports_root: str | Path = "reports") ->
     ``results.csv`` (in the sweep directory and next to the README). Returns the README."""
     sweep_dir = Path(sweep_dir)
     spec = _read_spec(sweep_dir)
-    out = report_dir(reports_root, spec.get("name"))
+    out = report_dir(reports_root, spec_report_name(spec))
     records = _sweep_records(sweep_dir)
     df = load_records(sweep_dir)
     grid = spec.get("grid") or {}
@@ -577,7 +584,8 @@ def _remove_stale(out: Path, keep: set[str]) -> None:
 def _readme(spec, df, records, figures, grid, sweep_dir) -> str:
     summary = read_json(sweep_dir / "summary.json")
     desc = (spec.get("description") or "").strip()
-    parts = [f"# {spec['name']}", "", desc or "_No description._", "",
+    title = spec["name"] + (f" (preset `{spec['preset']}`)" if spec.get("preset") else "")
+    parts = [f"# {title}", "", desc or "_No description._", "",
              _run_counts(df, spec, summary if isinstance(summary, dict) else None), "",
              "Grid: " + "; ".join(f"`{k}` ∈ {{{', '.join(value_label(v) for v in vals)}}}"
                                   for k, vals in grid.items()) + ".", ""]

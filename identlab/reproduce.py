@@ -25,7 +25,14 @@ from matplotlib.figure import Figure
 
 from . import plots
 from .plots import fmt
-from .report import load_records, plot_id, report_dir, write_index, write_report
+from .report import (
+    load_records,
+    plot_id,
+    report_dir,
+    spec_report_name,
+    write_index,
+    write_report,
+)
 from .schema import ConfigError
 from .store import write_bytes_atomic
 
@@ -548,11 +555,16 @@ def page_name(preset: str | None) -> str:
     return "paper" if preset is None else f"paper-{preset}"
 
 
+def _link(spec: dict) -> str:
+    name = spec_report_name(spec)
+    return f"[{name}]({name}/README.md)"
+
+
 def _figure_link(spec: dict, kind: str, metric: str | None = None) -> str | None:
     """Relative path of a sweep report's figure of ``kind`` (and ``metric``)."""
     for i, p in enumerate(spec.get("plots") or []):
         if p.get("kind") == kind and (metric is None or p.get("metric") == metric):
-            return f"{spec['name']}/{plot_id(i, p)}.png"
+            return f"{spec_report_name(spec)}/{plot_id(i, p)}.png"
     return None
 
 
@@ -605,7 +617,7 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
                   "R²(x→z), the linear decodability of z from the raw observations (how "
                   "hard the mixing is):", "", _xz_markdown(tab), "",
                   *[f"- {x}" for x in f], "",
-                  "Full sweep report: [paper_scaling/README.md](paper_scaling/README.md).", ""]
+                  f"Full sweep report: {_link(specs['paper_scaling'])}.", ""]
     else:
         parts += ["_Not run: no records under "
                   f"`{sweep_root / 'paper_scaling'}`._", ""]
@@ -618,8 +630,8 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
         findings += [f"Gennorm — {x}" for x in f]
         parts += [f"![gennorm]({fig})", "", _gennorm_markdown(tab), "",
                   *[f"- {x}" for x in f], "",
-                  "Sweep reports: [paper_gennorm](paper_gennorm/README.md), "
-                  "[paper_gennorm_stationary](paper_gennorm_stationary/README.md).", ""]
+                  "Sweep reports: " + ", ".join(_link(specs[n]) for n in (
+                      "paper_gennorm", "paper_gennorm_stationary") if n in specs) + ".", ""]
     else:
         parts += [f"_Not run: no records under `{sweep_root / 'paper_gennorm'}`._", ""]
 
@@ -642,7 +654,7 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
         parts += [f"![λ × ρ grid]({f})\n" for f in figs if f]
         parts += [text, "", text2, "",
                   _grid_markdown(s), "",
-                  "Full sweep report: [paper_grid/README.md](paper_grid/README.md).", ""]
+                  f"Full sweep report: {_link(specs['paper_grid'])}.", ""]
     else:
         parts += [f"_Not run: no records under `{sweep_root / 'paper_grid'}`._", ""]
 

@@ -35,7 +35,8 @@ from .config import RunConfig, apply_overrides, build, config_hash, load_yaml
 from .schema import ConfigError, value_label
 from .store import Store, read_json, write_json_atomic
 
-__all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "run_sweep", "value_label"]
+__all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "run_sweep", "value_label",
+           "report_name"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PLOT_KINDS = ("heatmap", "line", "scatter", "bound", "frames")
@@ -66,6 +67,12 @@ class SweepSpec:
     plots: tuple[PlotSpec, ...]
     presets: dict = field(default_factory=dict)
     source: str | None = None
+    preset: str | None = None  # the preset this spec was loaded with
+
+    @property
+    def report_name(self) -> str:
+        """Folder name of its report: ``<name>`` or ``<name>-<preset>``."""
+        return report_name(self.name, self.preset)
 
     def axes(self) -> list[str]:
         return list(self.grid)
@@ -79,7 +86,8 @@ class SweepSpec:
         return {"name": self.name, "description": self.description, "base": self.base,
                 "grid": self.grid, "zip": [list(z) for z in self.zip],
                 "seeds": list(self.seeds), "digest": self.digest(),
-                "plots": [p.__dict__ for p in self.plots], "source": self.source}
+                "plots": [p.__dict__ for p in self.plots], "source": self.source,
+                "preset": self.preset}
 
 
 @dataclass(frozen=True)
@@ -128,23 +136,31 @@ def load_spec(source: str | Path | dict, preset: str | None = None) -> SweepSpec
             raise ConfigError("--preset", f"= {preset!r}: spec {name!r} has presets: "
                               f"{', '.join(presets) or 'none'}")
         p = presets[preset] or {}
-        bad = set(p) - {"set", "grid", "seeds"}
+        bad = set(p) - {"set", "grid", "seeds", "plots"}
         if bad:
             raise ConfigError(f"spec.presets.{preset}.{sorted(bad)[0]}",
-                              "unknown key (allowed: set, grid, seeds)")
+                              "unknown key (allowed: set, grid, seeds, plots)")
         base = apply_overrides(base, list((p.get("set") or {}).items()))
         grid = {**(grid or {}), **(p.get("grid") or {})}
         seeds = p.get("seeds", seeds)
+        if "plots" in p:
+            data = {**data, "plots": p["plots"]}
     grid = _check_grid(grid)
     zips = _check_zip(data.get("zip") or [], grid)
     seeds = _check_seeds(seeds)
     plots = tuple(_check_plot(p, i, grid) for i, p in enumerate(data.get("plots") or []))
     desc = data.get("description") or ""
     spec = SweepSpec(name, str(desc).strip(), base, grid, zips, seeds, plots,
-                     data.get("presets") or {}, str(path) if path else None)
+                     data.get("presets") or {}, str(path) if path else None, preset)
     for cell in expand(spec):  # validate every cell now, before any training
         cell_config(spec, cell, spec.seeds[0])
     return spec
+
+
+def report_name(name: str, preset: str | None) -> str:
+    """A sweep's report folder: its name, suffixed by the preset it ran with (so a
+    ``--preset paper`` run never overwrites the default-size report)."""
+    return name if not preset else f"{name}-{preset}"
 
 
 def _check_grid(grid) -> dict[str, list]:
@@ -406,7 +422,7 @@ def cmd_sweep_all(args) -> int:
         summary = run_sweep(spec, out, device=args.device, progress=not args.no_progress,
                             resume=True)
         rep = write_report(out, args.reports)
-        timings[name] = summary
+        timings[spec.report_name] = summary
         print(f"{name}: {summary['trained']} trained, {summary['skipped']} reused, "
               f"{summary['wall_s']} s -> {rep}", flush=True)
     total = round(time.perf_counter() - t0, 1)

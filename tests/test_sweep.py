@@ -119,6 +119,29 @@ def test_preset_overrides(tmp_path):
         load_spec(spec, "nope")
 
 
+def test_preset_plots_and_report_folder(tmp_path):
+    """A preset may replace the plots (validated against its own grid) and its report
+    goes to <name>-<preset>, never over the default-size report."""
+    from identlab.report import write_report
+
+    size_plot = {"kind": "line", "x": "train.steps", "metric": "r2_hz"}
+    spec = tiny_spec(presets={"size": {"grid": {"train.steps": [2, 3]},
+                                       "plots": [size_plot]}},
+                     plots=[{"kind": "line", "x": "world.dynamics.rho"}], seeds=[0])
+    assert load_spec(spec).report_name == "tiny"
+    s = load_spec(spec, "size")
+    assert s.report_name == "tiny-size" and [p.x for p in s.plots] == ["train.steps"]
+    bad = tiny_spec(presets={"size": {"plots": [{"kind": "line", "x": "train.steps"}]}})
+    with pytest.raises(ConfigError, match=r"spec.plots\[0\].x"):
+        load_spec(bad, "size")  # train.steps is not a grid key of that preset
+    run_sweep(s, tmp_path / "run", progress=False)
+    readme = write_report(tmp_path / "run", tmp_path / "reports")
+    assert readme.parent.name == "tiny-size"
+    assert readme.read_text().startswith("# tiny (preset `size`)")
+    assert (readme.parent / "01-line-r2_hz.png").is_file()
+    assert not (tmp_path / "reports" / "tiny").exists()
+
+
 # ------------------------------------------------------------------ store
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     path = tmp_path / "r.json"
