@@ -264,8 +264,7 @@ def cmd_bench(args) -> int:
         old = read_json(out.with_suffix(".json"))
         if isinstance(old, dict):
             keep = {k: v for k, v in old.items() if not k.startswith("pixels_")}
-            res = {**keep, **{k: v for k, v in res.items() if k not in keep
-                              or k.startswith("pixels_")}}
+            res = {**keep, **{k: v for k, v in res.items() if k not in keep}}
     out.write_text(to_markdown(res))
     write_json_atomic(out.with_suffix(".json"), res)
     print(to_markdown(res))

@@ -25,6 +25,7 @@ from .schema import ConfigError, value_label
 from .store import Store, read_json, write_bytes_atomic
 
 __all__ = ["load_records", "records_frame", "write_report", "write_index", "report_dir",
+           "train_seconds", "spec_report_name",
            "describe_heatmap", "describe_line", "describe_scatter", "describe_bound",
            "cell_table", "plot_id", "TABLE_METRICS", "DEFAULT_THRESHOLD"]
 
@@ -495,7 +496,7 @@ def _run_counts(df: pd.DataFrame, spec: dict, summary: dict | None) -> str:
     seeds = len(spec.get("seeds") or [])
     ok = int((df["status"] == "ok").sum()) if len(df) else 0
     div = int((df["status"] == "diverged").sum()) if len(df) else 0
-    train = _train_seconds(df)
+    train = train_seconds(df)
     text = (f"**Runs:** {len(df)} records ({ok} ok, {div} diverged) of {n_cells * seeds} "
             f"planned ({n_cells} cells × {seeds} seed(s)). **Training time:** {train:.1f} s "
             "(batched programs, each counted once)")
@@ -513,7 +514,7 @@ def _zipped_grid_sizes(spec: dict) -> list[list]:
     return sizes
 
 
-def _train_seconds(df: pd.DataFrame) -> float:
+def train_seconds(df: pd.DataFrame) -> float:
     """Sum over records of train_s / group_size: each batched program counted once."""
     if "train_s" not in df or not len(df):
         return 0.0

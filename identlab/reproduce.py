@@ -30,11 +30,12 @@ from .report import (
     plot_id,
     report_dir,
     spec_report_name,
+    train_seconds,
     write_index,
     write_report,
 )
 from .schema import ConfigError
-from .store import write_bytes_atomic
+from .store import read_json, write_bytes_atomic
 
 __all__ = ["PAPER_SWEEPS", "SCALING", "GENNORM_ALPHAS", "GENNORM", "objective_name",
            "grid_support_share",
@@ -134,7 +135,8 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
         if obj in SCALING_OBJECTIVES and int(n) in SCALING:
             paper = SCALING[int(n)][1 + SCALING_OBJECTIVES.index(obj)]
         rows.append({"N": int(n), "objective": obj, "seeds": len(r2),
-                     "mean_std": _ms(r2), "median": float(np.median(r2)),
+                     "mean_std": _ms(r2), "mean": float(r2.mean()),
+                     "median": float(np.median(r2)),
                      "std": float(r2.std(ddof=1)) if len(r2) > 1 else 0.0,
                      "min": float(r2.min()), "max": float(r2.max()),
                      "frac_recovered": float(np.mean(r2 >= RECOVERED)),
@@ -145,8 +147,8 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
                      "paper": paper})
     order = {o: i for i, o in enumerate(OBJECTIVE_ORDER)}
     rows.sort(key=lambda r: (r["N"], order.get(r["objective"], len(order)), r["objective"]))
-    cols = ["N", "objective", "seeds", "mean_std", "median", "std", "min", "max", "frac_recovered",
-            "stalled", "best3_median", "best3_frac", "r2_xz", "paper"]
+    cols = ["N", "objective", "seeds", "mean_std", "mean", "median", "std", "min", "max",
+            "frac_recovered", "stalled", "best3_median", "best3_frac", "r2_xz", "paper"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -230,11 +232,8 @@ def _ordering_text(tab: pd.DataFrame, n_min: int = 32) -> list[str]:
     if not all(len(v) for v in parts.values()):
         return []
 
-    def mean(o):  # mean over seeds, averaged over N (equal seeds per N)
-        p = parts[o]
-        return float(np.mean([float(x.split(" ± ")[0]) for x in p["mean_std"]]))
-
-    s, w, i = (mean(o) for o in SCALING_OBJECTIVES)
+    # mean over seeds, averaged over N (equal seeds per N)
+    s, w, i = (float(parts[o]["mean"].mean()) for o in SCALING_OBJECTIVES)
     spread = max(float(parts[SCALING_OBJECTIVES[0]]["std"].mean()),
                  float(parts[SCALING_OBJECTIVES[1]]["std"].mean()))
     similar, above = abs(s - w) <= spread, min(s, w) - i > spread
@@ -571,9 +570,8 @@ def _figure_link(spec: dict, kind: str, metric: str | None = None) -> str | None
 def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports",
                      wall: dict | None = None, preset: str | None = None) -> Path:
     """Write ``<reports_root>/paper/README.md`` (``paper-<preset>`` for a preset) from the
-    paper sweeps under ``sweep_root``; a missing sweep is named as missing."""
-    import json
-
+    paper sweeps under ``sweep_root``; a missing sweep is named as missing. ``wall``:
+    the run summaries of the sweeps (from :func:`identlab.sweep.run_sweep`), by name."""
     sweep_root = Path(sweep_root)
     out = report_dir(reports_root, page_name(preset))
     out.mkdir(parents=True, exist_ok=True)
@@ -582,7 +580,7 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
         d = sweep_root / name
         if (d / "spec.json").is_file():
             frames[name] = load_records(d)
-            specs[name] = json.loads((d / "spec.json").read_text())
+            specs[name] = read_json(d / "spec.json")
     parts = ["# The paper, reproduced side by side", "",
              "Every published number of *When Does LeJEPA Learn a World Model?* that "
              "identlab re-measures, beside identlab's value on this machine's budget "
@@ -591,13 +589,15 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
              "protocol is emulated from the same runs and labelled. Each sweep's own report "
              "(every figure, the full cell table, provenance) is linked in its section.", ""]
     if wall:
+        train_s = {k: train_seconds(frames[k]) if k in frames else 0.0 for k in wall}
+
         def run_text(k, v):
             text = f"{k}: {v['trained']} trained, {v['skipped']} reused"
             if v["trained"]:
                 text += f", {v['wall_s']} s wall"
-            return text + f"; {v['train_s']:.0f} s of training in its records"
+            return text + f"; {train_s[k]:.0f} s of training in its records"
 
-        total = sum(v["train_s"] for v in wall.values())
+        total = sum(train_s.values())
         parts += ["**Runs:** " + "; ".join(run_text(k, v) for k, v in wall.items())
                   + f". Training time of all records: {total / 60:.1f} min (each batched "
                   "program counted once).", ""]
@@ -692,10 +692,7 @@ def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = 
         d = Path(sweep_root) / spec.name
         summary = run_sweep(spec, d, device=device, progress=progress, resume=True)
         write_report(d, paper_reports)
-        df = load_records(d)
-        t = pd.to_numeric(df.get("train_s"), errors="coerce") / pd.to_numeric(
-            df.get("group_size"), errors="coerce").clip(lower=1)
-        wall[spec.name] = {**summary, "train_s": float(t.sum()) if len(df) else 0.0}
+        wall[spec.name] = summary
         print(f"{spec.name}: {summary['trained']} trained, {summary['skipped']} reused, "
               f"{summary['wall_s']} s", file=sys.stderr, flush=True)
     page = write_paper_page(sweep_root, reports_root, wall, preset)
