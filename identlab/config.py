@@ -18,98 +18,15 @@ from typing import Any
 
 import yaml
 
-from . import dynamics as _dyn
-from . import encoders as _enc
-from . import latents as _lat
-from . import mixers as _mix
-from . import objectives as _obj
-from .registry import DYNAMICS, ENCODERS, LATENTS, MIXERS, OBJECTIVES, PREDICTORS
-from .schema import ConfigError, build, interval, param, to_dict
+from identlab.core.registry import ENCODERS, MIXERS
+from identlab.core.schema import ConfigError, build, interval, param, to_dict
+from identlab.learn.config import LearnerConfig, TrainConfig
+from identlab.measure.config import EvalConfig
+from identlab.world.config import WorldConfig
 
 __all__ = ["WorldConfig", "LearnerConfig", "TrainConfig", "EvalConfig", "RunConfig",
            "load_run", "load_yaml", "apply_overrides", "parse_overrides", "config_hash",
            "ConfigError"]
-
-
-@dataclass(frozen=True)
-class WorldConfig:
-    """A world: latent law · dynamics · mixer in ``dim`` latent dimensions."""
-
-    dim: int = param(2, check=interval(1), doc="latent dimension N")
-    latent: Any = param(registry=LATENTS, factory=lambda: _lat.Gennorm.Params(alpha=2.0),
-                        doc="latent law p(z)")
-    dynamics: Any = param(registry=DYNAMICS, factory=lambda: _dyn.OU.Params(rho=0.95),
-                          doc="transition z_t -> z_{t+1}")
-    mixer: Any = param(registry=MIXERS, factory=lambda: _mix.MLPMixer.Params(depth=3),
-                       doc="observation map x = g(z)")
-
-    def __post_init__(self) -> None:
-        _lat.check_dim(self.latent, self.dim, "world.latent")
-        _dyn.check_compat(self.dynamics, self.latent, self.dim, "world.dynamics")
-        _mix.check_compat(self.mixer, self.dim, "world.mixer")
-
-
-@dataclass(frozen=True)
-class LearnerConfig:
-    """Encoder f, optional predictor P, and the objective."""
-
-    encoder: Any = param(registry=ENCODERS, factory=lambda: _enc.MLPEncoder.Params(),
-                         doc="encoder f: x -> h")
-    objective: Any = param(registry=OBJECTIVES, factory=lambda: _obj.LeJEPA.Params(),
-                           doc="training loss")
-    predictor: Any = param(registry=PREDICTORS, factory=lambda: _enc.IdentityPredictor.Params(),
-                           doc="predictor P applied to the t-view")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation: AdamW, lr constant then cosine decay to 0 (the paper's schedule)."""
-
-    steps: int = param(2000, check=interval(1), doc="optimizer steps")
-    batch: int = param(256, check=interval(2), doc="pairs per step")
-    lr: float = param(3e-3, check=interval(0.0, lo_open=True), doc="peak learning rate")
-    weight_decay: float = param(0.0, check=interval(0.0), doc="AdamW decoupled weight decay")
-    betas: tuple[float, ...] = param((0.9, 0.999), check=interval(0.0, 1.0, hi_open=True),
-                                     doc="AdamW (beta1, beta2)")
-    eps: float = param(1e-8, check=interval(0.0, lo_open=True), doc="AdamW epsilon")
-    warmup: int = param(0, check=interval(0), doc="linear warm-up steps")
-    decay_start: float = param(0.5, check=interval(0.0, 1.0),
-                               doc="fraction of steps at constant lr before cosine decay")
-    data_chunk: int = param(25, check=interval(1),
-                            doc="steps of data drawn per generator call (part of the "
-                                "random stream, so it is part of the config)")
-
-    def __post_init__(self) -> None:
-        if len(self.betas) != 2:
-            raise ConfigError("train.betas", f"= {list(self.betas)}: needs 2 entries")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Held-out evaluation set (its own random stream)."""
-
-    n: int = param(10000, check=interval(1), doc="evaluation pairs")
-    fit_fraction: float = param(0.5, check=interval(0.0, 1.0, lo_open=True, hi_open=True),
-                                doc="share of the eval set used to fit regressions")
-    knn: int = param(10, check=interval(1), doc="neighbours for the nonlinear R²")
-    sigreg_slices: int = param(256, check=interval(1), doc="slices for sigreg_stat")
-    grid: int = param(0, check=interval(0),
-                      doc="2-D worlds: also score linear recovery on a regular grid of "
-                          "grid x grid latent points over [-grid_range, grid_range]^2 "
-                          "(the paper's gennorm protocol; 0: off)")
-    grid_range: float = param(3.0, check=interval(0.0, lo_open=True),
-                              doc="half-width of the scoring grid")
-
-    def __post_init__(self) -> None:
-        if 0 < self.grid < 8:
-            raise ConfigError("eval.grid", f"= {self.grid}: use 0 (off) or at least 8 "
-                              "points per side")
-        n_fit = int(self.n * self.fit_fraction)
-        need = max(20, self.knn + 1)  # rows on each side of the split
-        if min(n_fit, self.n - n_fit) < need:
-            least = int(need / min(self.fit_fraction, 1 - self.fit_fraction)) + 1
-            raise ConfigError("eval.n", f"= {self.n}: too small for a held-out split "
-                              f"(fit_fraction {self.fit_fraction}); use at least {least}")
 
 
 @dataclass(frozen=True)

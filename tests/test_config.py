@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from identlab.config import RunConfig, apply_overrides, config_hash, load_run
-from identlab.schema import ConfigError, build, to_dict
+from identlab.core.schema import ConfigError, build, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 

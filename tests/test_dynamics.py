@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from identlab.dynamics import Dynamics
-from identlab.latents import LatentLaw
-from identlab.registry import DYNAMICS, LATENTS
-from identlab.schema import ConfigError
+from identlab.core.registry import DYNAMICS, LATENTS
+from identlab.core.schema import ConfigError
+from identlab.world.dynamics import Dynamics
+from identlab.world.latents import LatentLaw
 
 K_SE = 5.0
 P_MIN = 1e-3

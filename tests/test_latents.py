@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from identlab.latents import Gennorm, LatentLaw
-from identlab.registry import LATENTS
+from identlab.core.registry import LATENTS
+from identlab.world.latents import Gennorm, LatentLaw
 
 K_SE = 5.0       # tolerance in standard errors
 N = 50_000       # samples per dimension

@@ -9,8 +9,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identlab import metrics as M
-from identlab.sigreg import gaussian_expectation, sigreg_direct
+from identlab.learn.sigreg import gaussian_expectation, sigreg_direct
+from identlab.measure import metrics as M
 
 SEEDS = st.integers(0, 2**32 - 1)
 DIMS = st.integers(1, 5)

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from identlab import mixers as mx
-from identlab.registry import MIXERS
-from identlab.schema import ConfigError
+from identlab.core.registry import MIXERS
+from identlab.core.schema import ConfigError
+from identlab.world import mixers as mx
 
 P_MIN = 1e-3
 

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from identlab import pixels, seeding
 from identlab.cli import main
 from identlab.config import load_run
-from identlab.encoders import CNNEncoder, stack_params
-from identlab.mixers import Reacher
-from identlab.schema import ConfigError
+from identlab.core import seeding
+from identlab.core.schema import ConfigError
+from identlab.learn.encoders import CNNEncoder, stack_params
+from identlab.world import pixels
+from identlab.world.mixers import Reacher
 
 PIXEL = ["world.mixer.kind=reacher", "learner.encoder.kind=cnn"]
 
@@ -273,7 +274,7 @@ def _write_cfg(tmp_path):
 
 # ------------------------------------------------------------------ report figure
 def test_frames_figure_and_vector_world_message():
-    from identlab import plots, report
+    from identlab.show import plots, report
 
     imgs = np.random.default_rng(0).integers(0, 256, (2, 3, 3, 8, 8), dtype=np.uint8)
     fig = plots.frames(imgs, np.zeros((2, 3, 2)), title="t")
@@ -283,7 +284,7 @@ def test_frames_figure_and_vector_world_message():
 
 
 def test_example_frames_of_the_reacher_world(gl, cache):
-    from identlab import report
+    from identlab.show import report
 
     base = {"world": {"mixer": {"kind": "reacher"}}, "learner": {"encoder": {"kind": "cnn"}}}
     fig, para, _ = report._example_frames({"kind": "frames"}, base)

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from identlab import plots
-from identlab.report import (
+from identlab.core.io import write_json_atomic
+from identlab.core.schema import ConfigError
+from identlab.show import plots
+from identlab.show.report import (
     describe_bound,
     describe_heatmap,
     load_records,
@@ -17,8 +19,7 @@ from identlab.report import (
     write_index,
     write_report,
 )
-from identlab.schema import ConfigError
-from identlab.store import Store, write_json_atomic
+from identlab.sweep.store import Store
 
 RHOS = (0.5, 0.8, 0.99)
 OBJECTIVES = ("lejepa", "whiten")
@@ -267,7 +268,8 @@ def test_write_index_lists_every_report(synth, tmp_path):
 
 # ------------------------------------------------------------------ end to end
 def test_tiny_real_sweep_end_to_end(tmp_path):
-    from identlab.sweep import load_spec, run_sweep
+    from identlab.sweep.run import run_sweep
+    from identlab.sweep.spec import load_spec
 
     spec = load_spec({
         "name": "tiny-e2e", "description": "Gaussian vs Laplace copula-OU, two lambdas.",
@@ -301,7 +303,8 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
 
 def test_tiny_real_per_dim_rho_sweep_with_rho_sq_overlay(tmp_path):
     """A list-valued grid axis plotted by its entries ``rho[0]`` × ``rho[1]``."""
-    from identlab.sweep import load_spec, run_sweep
+    from identlab.sweep.run import run_sweep
+    from identlab.sweep.spec import load_spec
 
     rhos = [[a, b] for a in (0.5, 0.99) for b in (0.5, 0.99)]
     spec = load_spec({

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from identlab import reproduce as rp
 from identlab.cli import main
 from identlab.config import load_run
-from identlab.experiment import build_program, embed, grid_latents, run_configs
-from identlab.schema import ConfigError
+from identlab.core.schema import ConfigError
+from identlab.learn.program import build_program, embed, grid_latents, run_configs
+from identlab.studies import reproduce as rp
 
 LINK_RE = re.compile(r"!?\[[^\]]*\]\(([^)]+)\)")
 
@@ -167,8 +167,8 @@ def test_grid_config_is_validated():
 
 
 def test_grid_score_is_the_linear_fit_on_the_grid():
-    from identlab import seeding
-    from identlab.metrics import r2_linear
+    from identlab.core import seeding
+    from identlab.measure.metrics import r2_linear
 
     cfg = load_run(None, ["world.dim=2", "world.mixer.kind=spiral", "learner.encoder.hidden=8",
                           "learner.encoder.depth=1", "learner.objective.slices=8",
@@ -177,7 +177,7 @@ def test_grid_score_is_the_linear_fit_on_the_grid():
     rec = run_configs([cfg], progress=False)[0]
     got = rec["metrics"]["r2_hz_grid"]
     # recompute from scratch: retrain (deterministic), embed the grid, fit on the same split
-    from identlab.train import train
+    from identlab.learn.train import train
 
     prog = build_program([cfg], torch.device("cpu"))
     res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=False)
@@ -238,7 +238,7 @@ def _write_tiny_specs(root: Path) -> None:
 
 
 def test_tiny_reproduce_end_to_end(tmp_path, monkeypatch):
-    from identlab import sweep
+    from identlab.sweep import run as sweep
 
     _write_tiny_specs(tmp_path / "sweeps")
     monkeypatch.setattr(sweep, "sweeps_dir", lambda: tmp_path / "sweeps")
@@ -278,8 +278,9 @@ def test_reproduce_cli_rejects_an_unknown_sweep(tmp_path, capsys):
 def test_paper_preset_grid_trains_as_one_batched_program():
     """The 189-run λ × ρ grid at the paper's sizes fits one program on a 56 GB budget
     (70 % of an 80 GB GPU) and on this machine's 3 GB CPU budget."""
-    from identlab.experiment import chunk_groups
-    from identlab.sweep import load_spec, plan, sweeps_dir
+    from identlab.learn.program import chunk_groups
+    from identlab.sweep.run import sweeps_dir
+    from identlab.sweep.spec import load_spec, plan
 
     cfgs = [c for c, _ in plan(load_spec(sweeps_dir() / "paper_grid.yaml", "paper"))]
     assert len(cfgs) == 189 and cfgs[0].train.steps == 20000

@@ -15,8 +15,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identlab import sigreg as sg
-from identlab.sigreg import (
+from identlab.learn import sigreg as sg
+from identlab.learn.sigreg import (
     gaussian_expectation,
     get_impl,
     knot_weights,

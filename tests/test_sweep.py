@@ -13,9 +13,11 @@ import yaml
 
 from identlab.cli import main
 from identlab.config import config_hash
-from identlab.schema import ConfigError
-from identlab.store import Store, read_json, write_json_atomic
-from identlab.sweep import expand, load_spec, plan, run_sweep
+from identlab.core.io import read_json, write_json_atomic
+from identlab.core.schema import ConfigError
+from identlab.sweep.run import run_sweep
+from identlab.sweep.spec import expand, load_spec, plan
+from identlab.sweep.store import Store
 
 TINY_BASE = {
     "world": {"dim": 2, "latent": {"kind": "gaussian"}, "dynamics": {"kind": "ou", "rho": 0.9},
@@ -122,7 +124,7 @@ def test_preset_overrides(tmp_path):
 def test_preset_plots_and_report_folder(tmp_path):
     """A preset may replace the plots (validated against its own grid) and its report
     goes to <name>-<preset>, never over the default-size report."""
-    from identlab.report import write_report
+    from identlab.show.report import write_report
 
     size_plot = {"kind": "line", "x": "train.steps", "metric": "r2_hz"}
     spec = tiny_spec(presets={"size": {"grid": {"train.steps": [2, 3]},
@@ -237,7 +239,7 @@ def test_kill_mid_sweep_then_resume(tmp_path):
 
 def test_changed_spec_resumes_and_report_keeps_to_the_plan(tmp_path):
     """After a spec edit, reused records still count, dropped ones leave the report."""
-    from identlab.report import load_records
+    from identlab.show.report import load_records
 
     run_sweep(load_spec(tiny_spec(seeds=[0], grid={"world.dynamics.rho": [0.5, 0.9]})),
               tmp_path, progress=False)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from identlab import seeding
 from identlab.config import load_run
-from identlab.encoders import LinearPredictor, MatchedEncoder, MLPEncoder, stack_params
-from identlab.experiment import run_group, signature
-from identlab.mixers import Coupling
-from identlab.objectives import AlignOnly, InfoNCE, LeJEPA, VICReg, Whiten, alignment
-from identlab.train import Hyper, lr_factor, train
+from identlab.core import seeding
+from identlab.learn.encoders import LinearPredictor, MatchedEncoder, MLPEncoder, stack_params
+from identlab.learn.objectives import AlignOnly, InfoNCE, LeJEPA, VICReg, Whiten, alignment
+from identlab.learn.program import run_group, signature
+from identlab.learn.train import Hyper, lr_factor, train
+from identlab.world.mixers import Coupling
 
 TINY = ["world.mixer.kind=spiral", "learner.encoder.hidden=16", "learner.encoder.depth=2",
         "learner.objective.slices=16", "train.steps=40", "train.batch=64", "eval.n=600",
@@ -221,7 +221,7 @@ def test_record_shape_and_diverged_member():
 
 
 def test_members_per_chunk_respects_the_memory_budget():
-    from identlab.experiment import bytes_per_member, members_per_chunk
+    from identlab.learn.program import bytes_per_member, members_per_chunk
 
     small = load_run(None, TINY)
     big = load_run(None, TINY + ["learner.encoder.hidden=512", "train.batch=1024"])
@@ -234,7 +234,7 @@ def test_members_per_chunk_respects_the_memory_budget():
 
 
 def test_run_configs_splits_groups_and_chunks():
-    from identlab.experiment import run_configs
+    from identlab.learn.program import run_configs
 
     cfgs = [load_run(None, TINY).with_seed(s) for s in range(3)]
     cfgs.append(load_run(None, TINY + ["learner.encoder.hidden=8"]))

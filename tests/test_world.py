@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from identlab import seeding
 from identlab.config import load_run
-from identlab.registry import MIXERS
-from identlab.schema import ConfigError
-from identlab.world import World
+from identlab.core import seeding
+from identlab.core.registry import MIXERS
+from identlab.core.schema import ConfigError
+from identlab.world.world import World
 
 K_SE = 5.0
 P_MIN = 1e-3

@@ -23,19 +23,14 @@ import hashlib
 import itertools
 import json
 import re
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from identlab.config import RunConfig, apply_overrides, build, load_yaml
+from identlab.core.schema import ConfigError, value_label
 
-from .config import RunConfig, apply_overrides, build, config_hash, load_yaml
-from .schema import ConfigError, value_label
-from .store import Store, read_json, write_json_atomic
-
-__all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "run_sweep", "value_label",
+__all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "plan", "value_label",
            "report_name"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -274,160 +269,5 @@ def plan(spec: SweepSpec) -> list[tuple[RunConfig, dict]]:
                     "values": cell.values}
             out.append((cell_config(spec, cell, seed), meta))
     return out
-
-
-# ------------------------------------------------------------------ running
-def prepare_dir(spec: SweepSpec, out: Path, resume: bool, planned: list[str]) -> Store:
-    """Create or reopen ``out``; refuse a directory holding another spec's records.
-    ``planned`` (the config hashes of the plan) goes into spec.json for the report."""
-    out.mkdir(parents=True, exist_ok=True)
-    spec_path = out / "spec.json"
-    old = read_json(spec_path)
-    store = Store(out)
-    if old is not None and old.get("digest") != spec.digest() and not resume:
-        n = len(store.keys())
-        raise ConfigError("--out", f"{str(out)!r} holds {n} records of a different spec "
-                          f"({old.get('name')!r}); pass --resume to add to it or choose "
-                          "a new --out")
-    write_json_atomic(spec_path, {**spec.to_json(), "planned": sorted(planned)})
-    return store
-
-
-def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
-              resume: bool = False, device: str = "auto", progress: bool = True,
-              max_members: int | None = None, workers: int = 2,
-              slurm: dict | None = None) -> dict:
-    """Run every unfinished (cell, seed) of ``spec`` into ``out``; return a summary."""
-    from .executors import EXECUTORS
-
-    if executor not in EXECUTORS:
-        raise ConfigError("--executor", f"= {executor!r}: one of {', '.join(EXECUTORS)}")
-    out = Path(out)
-    todo = plan(spec)
-    hashes = [config_hash(c) for c, _ in todo]
-    store = prepare_dir(spec, out, resume, hashes)
-    done = store.keys()
-    pending = [(c, m) for (c, m), h in zip(todo, hashes) if h not in done]
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=f"sweep {spec.name}",
-               unit="run", disable=not progress, dynamic_ncols=True, file=sys.stderr)
-    n_before = len(done)
-    if pending:
-        EXECUTORS[executor](pending, store, device=device, bar=bar, max_members=max_members,
-                            workers=workers, slurm=slurm or {}, progress=progress)
-    bar.close()
-    planned = set(hashes)
-    recs = [r for r in store.records() if r.get("hash") in planned]
-    summary = {"name": spec.name, "planned": len(todo), "skipped": len(todo) - len(pending),
-               "trained": len(store.keys()) - n_before,
-               "diverged": sum(r["status"] == "diverged" for r in recs),
-               "wall_s": round(time.perf_counter() - t0, 1)}
-    write_json_atomic(out / "summary.json", summary)
-    return summary
-
-
-# ------------------------------------------------------------------ CLI
-def register_cli(sub) -> None:
-    s = sub.add_parser("sweep", help="run a sweep spec (resumable)")
-    s.add_argument("spec", help="sweep spec YAML (e.g. sweeps/gaussianity.yaml)")
-    s.add_argument("--out", help="output directory (default runs/<name>)")
-    s.add_argument("--executor", default="local", help="local | process | slurm")
-    s.add_argument("--resume", action="store_true",
-                   help="allow adding to a directory that holds another spec's records")
-    s.add_argument("--preset", help="a preset of the spec, e.g. paper")
-    s.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    s.add_argument("--max-members", type=int, help="cap on members per batched program")
-    s.add_argument("--workers", type=int, default=2, help="process executor: workers")
-    s.add_argument("--partition", help="slurm: partition")
-    s.add_argument("--time-min", type=int, default=60, help="slurm: minutes per job")
-    s.add_argument("--gpus", type=int, default=0, help="slurm: GPUs per job")
-    s.add_argument("--report", action="store_true", help="write the report afterwards")
-    s.add_argument("--reports", default="reports", help="reports root for --report")
-    s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(fn=cmd_sweep)
-
-    r = sub.add_parser("report", help="tables, figures and README for a sweep directory")
-    r.add_argument("dir", help="a sweep output directory")
-    r.add_argument("--reports", default="reports", help="reports root")
-    r.set_defaults(fn=cmd_report)
-
-    a = sub.add_parser("sweep-all", help="the default sweeps and their reports (make sweep)")
-    a.add_argument("--out", default="runs/sweeps", help="root of the sweep directories")
-    a.add_argument("--reports", default="reports", help="reports root")
-    a.add_argument("--preset", help="preset for every sweep (e.g. paper)")
-    a.add_argument("--device", default="auto")
-    a.add_argument("--only", nargs="*", help="names of default sweeps to run")
-    a.add_argument("--no-progress", action="store_true")
-    a.set_defaults(fn=cmd_sweep_all)
-
-
-DEFAULT_SWEEPS = ("gaussianity", "drift", "objectives", "timescales", "lambda_rho")
-
-
-def sweeps_dir() -> Path:
-    """``sweeps/`` of the checkout (falls back to the installed package copy)."""
-    here = Path(__file__).resolve().parent
-    for cand in (Path.cwd() / "sweeps", here.parent / "sweeps", here / "sweeps"):
-        if cand.is_dir():
-            return cand
-    return Path("sweeps")
-
-
-def cmd_sweep(args) -> int:
-    from .cli import ensure_writable_dir
-
-    spec = load_spec(args.spec, args.preset)
-    out = ensure_writable_dir(args.out or Path("runs") / spec.name)
-    if args.max_members is not None and args.max_members < 1:
-        raise ConfigError("--max-members", f"= {args.max_members}: must be >= 1")
-    slurm = {"partition": args.partition, "time_min": args.time_min, "gpus": args.gpus}
-    summary = run_sweep(spec, out, executor=args.executor, resume=args.resume,
-                        device=args.device, progress=not args.no_progress,
-                        max_members=args.max_members, workers=args.workers, slurm=slurm)
-    print(f"sweep {summary['name']}: {summary['planned']} runs planned, "
-          f"{summary['skipped']} already done, {summary['trained']} trained, "
-          f"{summary['diverged']} diverged, {summary['wall_s']} s -> {out}")
-    if args.report:
-        from .report import write_report
-
-        path = write_report(out, args.reports)
-        print(f"report: {path}")
-    return 0
-
-
-def cmd_report(args) -> int:
-    from .report import write_report
-
-    if not (Path(args.dir) / "spec.json").is_file():
-        raise ConfigError("dir", f"{args.dir!r} is not a sweep directory (no spec.json)")
-    print(f"report: {write_report(args.dir, args.reports)}")
-    return 0
-
-
-def cmd_sweep_all(args) -> int:
-    from .report import write_index, write_report
-
-    names = args.only or list(DEFAULT_SWEEPS)
-    root = sweeps_dir()
-    t0 = time.perf_counter()
-    timings = {}
-    for name in names:
-        path = root / f"{name}.yaml"
-        if not path.is_file():
-            raise ConfigError("--only", f"= {name!r}: no sweep spec {path}")
-        spec = load_spec(path, args.preset)
-        out = Path(args.out) / spec.name
-        # resume: a changed default spec reuses the records it still plans, and the
-        # report keeps to the current plan
-        summary = run_sweep(spec, out, device=args.device, progress=not args.no_progress,
-                            resume=True)
-        rep = write_report(out, args.reports)
-        timings[spec.report_name] = summary
-        print(f"{name}: {summary['trained']} trained, {summary['skipped']} reused, "
-              f"{summary['wall_s']} s -> {rep}", flush=True)
-    total = round(time.perf_counter() - t0, 1)
-    write_index(args.reports, timings, total)
-    print(f"all sweeps: {total} s; index: {Path(args.reports) / 'README.md'}")
-    return 0
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .schema import ConfigError, to_dict
-from .store import write_bytes_atomic, write_json_atomic
+from identlab.core.io import write_bytes_atomic, write_json_atomic
+from identlab.core.schema import ConfigError, to_dict
 
 __all__ = ["SHARD", "configure_gl", "cache_root", "FrameSet", "render_frames",
            "ensure_frames", "default_workers"]

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-from . import seeding
-from .config import WorldConfig
-from .registry import DYNAMICS, LATENTS, MIXERS
+from identlab.config import WorldConfig
+from identlab.core import seeding
+from identlab.core.registry import DYNAMICS, LATENTS, MIXERS
 
 __all__ = ["World", "Flags"]
 

@@ -14,8 +14,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from .registry import ENCODERS, PREDICTORS
-from .schema import ConfigError, interval, param
+from identlab.core.registry import ENCODERS, PREDICTORS
+from identlab.core.schema import ConfigError, interval, param
 
 __all__ = ["Encoder", "MLPEncoder", "MatchedEncoder", "CNNEncoder", "IdentityPredictor",
            "LinearPredictor", "stack_params"]

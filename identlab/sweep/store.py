@@ -12,44 +12,11 @@ not parse (e.g. from a foreign writer) are treated as missing and redone.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
-__all__ = ["Store", "write_bytes_atomic", "write_json_atomic", "read_json"]
+from identlab.core.io import read_json, write_json_atomic
 
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` via a temp file in the same folder, fsync, then rename: a reader
-    (or a kill at any moment) sees the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json_atomic(path: Path, obj, indent: int | None = 1) -> None:
-    """JSON (NaN refused) written with :func:`write_bytes_atomic`."""
-    write_bytes_atomic(path, json.dumps(obj, indent=indent, allow_nan=False).encode())
-
-
-def read_json(path: Path):
-    """Parsed JSON, or None when missing or unparsable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+__all__ = ["Store"]
 
 
 class Store:

@@ -32,8 +32,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from scipy.linalg import orthogonal_procrustes
 
-from .schema import value_label
-from .store import write_bytes_atomic
+from identlab.core.io import write_bytes_atomic
+from identlab.core.schema import value_label
 
 __all__ = ["heatmap", "line", "scatter", "bound", "save", "axis_levels", "level_of",
            "numeric_levels", "is_unit_metric", "cell_stats", "scatter_cells",

@@ -15,9 +15,9 @@ from typing import ClassVar, Literal
 import numpy as np
 from scipy import special
 
-from .latents import LatentLaw
-from .registry import DYNAMICS
-from .schema import ConfigError, interval, param
+from identlab.core.registry import DYNAMICS
+from identlab.core.schema import ConfigError, interval, param
+from identlab.world.latents import LatentLaw
 
 __all__ = ["Dynamics", "OU", "LaplaceAR", "CopulaOU", "NaiveAdditive", "Drift"]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import math
-import sys
 import textwrap
 import time
 from collections.abc import Sequence
@@ -31,15 +30,17 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from scipy import special, stats
 
-from . import __version__, seeding, theory
-from .config import RunConfig, config_hash, load_run
-from .metrics import r2_linear
-from .plots import DPI, align_orthogonal, fmt, ok_rows
-from .plots import bound as bound_figure
-from .store import write_bytes_atomic
+from identlab import __version__
+from identlab.config import RunConfig, config_hash, load_run
+from identlab.core import seeding
+from identlab.core.io import write_bytes_atomic
+from identlab.measure import theory
+from identlab.measure.metrics import r2_linear
+from identlab.show.plots import DPI, align_orthogonal, fmt, ok_rows
+from identlab.show.plots import bound as bound_figure
 
 __all__ = ["Budget", "FULL", "QUICK", "Run", "plan", "execute", "results_frame",
-           "write_teaching", "register_cli", "cmd_teach"]
+           "write_teaching"]
 
 LAMS = (1e-4, 1e-3, 1e-2, 1e-1)    # λ levels of the Gaussianity section
 COPULA_LAMS = (1e-3, 1e-1)         # λ levels of the additive-noise section
@@ -166,7 +167,7 @@ class Execution:
 def execute(runs: list[Run], *, device="auto", progress: bool = False) -> Execution:
     """Train every distinct config once, one batched program per shape signature (cut to
     the memory budget by :func:`identlab.experiment.run_configs`)."""
-    from .experiment import run_configs
+    from identlab.learn.program import run_configs
 
     unique: dict[str, RunConfig] = {}
     for r in runs:
@@ -670,7 +671,7 @@ def split_levels(df: pd.DataFrame, ref: Arm, alt: Arm, levels: Sequence,
 
 def r2_of_gaussianized(kind: str, n: int, seed: int = PLOT_SEED) -> float:
     """R² between z of law ``kind`` and its per-coordinate Gaussianization Φ⁻¹(F(z))."""
-    from .registry import LATENTS
+    from identlab.core.registry import LATENTS
 
     cfg = make_config(QUICK, seed, latent=kind).world
     law = LATENTS.get(kind)(cfg.latent, 1)
@@ -837,7 +838,7 @@ def section_stationarity(b: Budget, df: pd.DataFrame, out: Path) -> Section:
 
 def drift_kurtosis(b: Budget, target: str, strength: float) -> tuple[float, float]:
     """Mean excess kurtosis and variance of the pooled marginal of a drift world."""
-    from .world import World
+    from identlab.world.world import World
 
     cfg = make_config(QUICK, PLOT_SEED, dynamics=drift(target, strength)).world
     d = World(cfg, PLOT_SEED).diagnostics(n=b.diag_n, k=1, seed=PLOT_SEED)
@@ -1187,7 +1188,7 @@ def facts_section() -> str:
 # ------------------------------------------------------------------ the walkthrough
 def walkthrough_worlds() -> dict[str, object]:
     """One World per kind of world the walkthrough trains on (seed PLOT_SEED)."""
-    from .world import World
+    from identlab.world.world import World
 
     specs = {
         "spiral, Gaussian OU": {},
@@ -1263,43 +1264,4 @@ def provenance_text(b: Budget, ex: Execution, n_runs: int, wall: float) -> str:
             "seeds are explicit and every random draw comes from a named stream of its "
             "run's seed.")
 
-
-# ------------------------------------------------------------------ CLI
-def cmd_teach(args) -> int:
-    from .cli import UsageError, ensure_writable_dir
-    from .train import resolve_device
-
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(args.out)!r} is a file, not a directory")
-    try:
-        device = resolve_device(args.device)
-    except (ValueError, RuntimeError) as e:
-        raise UsageError(f"--device {args.device!r}: {e}") from None
-    if args.threads < 1:
-        raise UsageError(f"--threads {args.threads}: must be at least 1")
-    ensure_writable_dir(out)
-    progress = not args.no_progress and sys.stderr.isatty()
-    before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    try:
-        path = write_teaching(out, quick=args.quick, device=device, progress=progress)
-    finally:
-        torch.set_num_threads(before)
-    print(f"walkthrough written to {path}")
-    return 0
-
-
-def register_cli(sub) -> None:
-    t = sub.add_parser("teach", help="a walkthrough of the theorem from real small runs")
-    t.add_argument("--out", default="reports/teaching", help="output directory")
-    t.add_argument("--quick", action="store_true",
-                   help="tiny budgets (seconds; for tests): the README says so")
-    t.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda")
-    t.add_argument("--threads", type=int, default=1,
-                   help="CPU threads while training (default 1: the batched programs are "
-                        "small, and extra threads mostly spin on a shared machine)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
-    t.set_defaults(fn=cmd_teach)
 

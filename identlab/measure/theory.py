@@ -38,7 +38,7 @@ import torch
 from numpy.polynomial import hermite_e
 from scipy import linalg, stats
 
-from .sigreg import gaussian_expectation, knot_weights, sigreg_direct
+from identlab.learn.sigreg import gaussian_expectation, knot_weights, sigreg_direct
 
 __all__ = [
     "Fact", "MCEstimate", "Z", "ETA", "RHO", "U",

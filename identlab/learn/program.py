@@ -20,15 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, seeding
-from .config import RunConfig, config_hash
-from .encoders import stack_params
-from .mixers import stack_weights
-from .registry import ENCODERS, MIXERS, OBJECTIVES, PREDICTORS
-from .schema import to_dict
-from .sigreg import random_directions
-from .train import Hyper, resolve_device, train
-from .world import World
+from identlab import __version__
+from identlab.config import RunConfig, config_hash
+from identlab.core import seeding
+from identlab.core.registry import ENCODERS, MIXERS, OBJECTIVES, PREDICTORS
+from identlab.core.schema import to_dict
+from identlab.learn.encoders import stack_params
+from identlab.learn.sigreg import random_directions
+from identlab.learn.train import Hyper, resolve_device, train
+from identlab.world.mixers import stack_weights
+from identlab.world.world import World
 
 __all__ = ["Learner", "signature", "run_group", "run_configs", "provenance",
            "members_per_chunk"]
@@ -121,7 +122,7 @@ class FramePairStream(PairStream):
 
     def __init__(self, worlds: list[World], cfgs: list[RunConfig], device: torch.device,
                  slices: int, progress: bool = True) -> None:
-        from . import pixels
+        from identlab.world import pixels
 
         super().__init__(worlds, cfgs, device, slices)
         self.pairs = cfgs[0].world.mixer.pairs
@@ -167,7 +168,7 @@ def frame_set(cfg: RunConfig, world: World, split: str, z_t: np.ndarray, z_t1: n
               root) -> object:
     """The cached frames of pairs (z_t, z_t1) of one member and split: rows [0, n) are
     the frames of z_t, rows [n, 2n) those of z_t1. Records the wrap-around fraction."""
-    from .pixels import FrameSet
+    from identlab.world.pixels import FrameSet
 
     z = np.concatenate([z_t, z_t1])
     world.mixer.wrap[split] = world.mixer.wrap_fraction(z)
@@ -184,7 +185,7 @@ def observe(cfg: RunConfig, world: World, z: np.ndarray, split: str):
     rendered mixer, the cached frames of the pairs (z[:n/2], z[n/2:]) as uint8."""
     if not world.mixer.rendered:
         return world.mixer.forward(torch.from_numpy(z).float())
-    from .pixels import cache_root, ensure_frames
+    from identlab.world.pixels import cache_root, ensure_frames
 
     n = len(z) // 2
     fs = frame_set(cfg, world, split, z[:n], z[n:], cache_root())
@@ -319,7 +320,7 @@ def embed(learner: Learner, params: dict, k: int, x: np.ndarray | torch.Tensor,
 
 
 def _evaluate_member(cfg, world, learner, params, k, dev) -> dict:
-    from .metrics import evaluate
+    from identlab.measure.metrics import evaluate
 
     z_t, z_t1 = eval_latents(cfg, world)
     x = observe(cfg, world, np.concatenate([z_t, z_t1]), "eval")
@@ -360,7 +361,7 @@ def _grid_scores(cfg, world, learner, params, k, dev) -> dict:
     law (the paper's gennorm protocol): every region of [-r, r]^2 weighs the same, so the
     score emphasises the tails the law itself rarely visits. The regression is fitted on
     a random ``fit_fraction`` of the grid points and scored on the rest."""
-    from .metrics import r2_linear
+    from identlab.measure.metrics import r2_linear
 
     z = grid_latents(cfg.eval.grid, cfg.eval.grid_range)
     h = embed(learner, params, k, world.mixer.forward(torch.from_numpy(z).float()), dev)
@@ -379,7 +380,7 @@ def _target_scores(h: np.ndarray, targets: dict[str, np.ndarray], n: int,
     joint angles) from h, with the same split as :func:`identlab.metrics.evaluate`: fit on
     the first ``fit_fraction`` of the pairs (both views), score on the rest. Keys
     ``r2_hz_<name>``, ``r2_hz_<name>_dims``, ``nl_r2_hz_<name>``."""
-    from .metrics import r2_knn, r2_linear
+    from identlab.measure.metrics import r2_knn, r2_linear
 
     n_fit = int(round(fit_fraction * n))
     fit = np.r_[0:n_fit, n:n + n_fit]
@@ -395,7 +396,7 @@ def _target_scores(h: np.ndarray, targets: dict[str, np.ndarray], n: int,
 def _r2_from_observations(x: np.ndarray, z: np.ndarray, fit_fraction: float) -> float | None:
     """Held-out linear R² of z from the raw observations x: how hard the mixing is (the
     paper's R²(x→z) column), the baseline an encoder must beat."""
-    from .metrics import r2_linear
+    from identlab.measure.metrics import r2_linear
 
     n_fit = int(len(z) * fit_fraction)
     r2, _ = r2_linear(x[:n_fit], z[:n_fit], x[n_fit:], z[n_fit:])

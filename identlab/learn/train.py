@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from .schema import ConfigError
+from identlab.core.schema import ConfigError
 
 __all__ = ["Hyper", "TrainResult", "lr_factor", "train", "resolve_device"]
 

@@ -12,8 +12,8 @@ from typing import ClassVar
 import numpy as np
 from scipy import special, stats
 
-from .registry import LATENTS
-from .schema import ConfigError, interval, param
+from identlab.core.registry import LATENTS
+from identlab.core.schema import ConfigError, interval, param
 
 __all__ = ["LatentLaw", "Gaussian", "Gennorm", "Laplace", "StudentT", "Uniform", "Mixture"]
 

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import plots, seeding
-from .plots import fmt, is_unit_metric, ok_rows, short_axis
-from .schema import ConfigError, value_label
-from .store import Store, read_json, write_bytes_atomic
+from identlab.core import seeding
+from identlab.core.io import read_json, write_bytes_atomic
+from identlab.core.schema import ConfigError, value_label
+from identlab.show import plots
+from identlab.show.plots import fmt, is_unit_metric, ok_rows, short_axis
+from identlab.sweep.store import Store
 
 __all__ = ["load_records", "records_frame", "write_report", "write_index", "report_dir",
            "train_seconds", "spec_report_name",
@@ -173,7 +175,7 @@ def report_dir(reports_root: str | Path, name) -> Path:
 
 def spec_report_name(spec: dict) -> str:
     """Report folder of a sweep directory's spec.json (``<name>`` or ``<name>-<preset>``)."""
-    from .sweep import report_name
+    from identlab.sweep.spec import report_name
 
     return report_name(spec.get("name"), spec.get("preset"))
 
@@ -466,8 +468,8 @@ def _example_frames(p: dict, base: dict | None):
     the world's dynamics with the ``examples`` stream of the base seed."""
     from matplotlib.figure import Figure
 
-    from .config import load_run
-    from .world import World
+    from identlab.config import load_run
+    from identlab.world.world import World
 
     cfg = load_run(base or {})
     world = World(cfg.world, cfg.seed)

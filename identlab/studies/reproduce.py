@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import plots
-from .plots import fmt
-from .report import (
+from identlab.core.io import read_json, write_bytes_atomic
+from identlab.core.schema import ConfigError
+from identlab.show import plots
+from identlab.show.plots import fmt
+from identlab.show.report import (
     load_records,
     plot_id,
     report_dir,
@@ -34,8 +36,6 @@ from .report import (
     write_index,
     write_report,
 )
-from .schema import ConfigError
-from .store import read_json, write_bytes_atomic
 
 __all__ = ["PAPER_SWEEPS", "SCALING", "GENNORM_ALPHAS", "GENNORM", "objective_name",
            "grid_support_share",
@@ -329,7 +329,7 @@ def _alpha(df: pd.DataFrame) -> pd.Series:
 def grid_support_share(alpha: float, half_width: float = 3.0, mass: float = 0.999) -> float:
     """Share of the [-r, r]² scoring grid inside the latent law's central ``mass``
     interval in both coordinates: how much of the grid the training data ever visits."""
-    from .latents import Gennorm
+    from identlab.world.latents import Gennorm
 
     q = float(Gennorm(Gennorm.Params(alpha=alpha), 1).ppf(np.array([0.5 + mass / 2]))[0])
     return min(q, half_width) ** 2 / half_width**2
@@ -677,7 +677,8 @@ def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = 
               *, preset: str | None = None, device: str = "auto", progress: bool = True,
               only: list[str] | None = None) -> Path:
     """Run (or resume) the paper sweeps, write their reports and the comparison page."""
-    from .sweep import load_spec, run_sweep, sweeps_dir
+    from identlab.sweep.run import run_sweep, sweeps_dir
+    from identlab.sweep.spec import load_spec
 
     names = only or list(PAPER_SWEEPS)
     bad = [n for n in names if n not in PAPER_SWEEPS]
@@ -704,22 +705,3 @@ def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = 
     return page
 
 
-def register_cli(sub) -> None:
-    r = sub.add_parser("reproduce", help="the paper's experiments side by side "
-                       "(make reproduce)")
-    r.add_argument("--out", help="root of the sweep directories (default runs/paper, "
-                   "runs/paper-<preset> with a preset)")
-    r.add_argument("--reports", default="reports", help="reports root (page: <reports>/paper)")
-    r.add_argument("--preset", help="preset for every paper sweep (paper: a GPU's budget)")
-    r.add_argument("--device", default="auto")
-    r.add_argument("--only", nargs="*", help=f"a subset of {', '.join(PAPER_SWEEPS)}")
-    r.add_argument("--no-progress", action="store_true")
-    r.set_defaults(fn=_cmd)
-
-
-def _cmd(args) -> int:
-    out = args.out or Path("runs") / page_name(args.preset)
-    page = reproduce(out, args.reports, preset=args.preset, device=args.device,
-                     progress=not args.no_progress, only=args.only)
-    print(f"report: {page}")
-    return 0

@@ -15,9 +15,9 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from . import sigreg as _sigreg
-from .registry import OBJECTIVES
-from .schema import interval, odd_at_least, param
+from identlab.core.registry import OBJECTIVES
+from identlab.core.schema import interval, odd_at_least, param
+from identlab.learn import sigreg as _sigreg
 
 __all__ = ["Objective", "alignment", "LeJEPA", "SigregOnly", "AlignOnly", "Whiten",
            "VICReg", "InfoNCE"]

@@ -8,17 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-from pathlib import Path
 
-from .schema import ConfigError
-from .store import write_json_atomic
+from identlab.core.io import UsageError, ensure_writable_dir, write_json_atomic
+from identlab.core.schema import ConfigError
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A user error that is not about a config field."""
 
 
 def _fail(msg: str) -> int:
@@ -52,21 +46,10 @@ def _split_overrides(items: list[str]) -> tuple[list[str], list[int] | None]:
     return rest, seeds
 
 
-def ensure_writable_dir(path: str | Path) -> Path:
-    p = Path(path)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise UsageError(f"--out {str(path)!r} is not writable ({e.strerror})") from None
-    return p
-
-
 # ------------------------------------------------------------------ world
 def cmd_world(args) -> int:
-    from .config import load_run
-    from .world import World
+    from identlab.config import load_run
+    from identlab.world.world import World
 
     cfg = load_run(args.config, args.overrides)
     world = World(cfg.world, cfg.seed)
@@ -102,7 +85,7 @@ def cmd_world(args) -> int:
 
 
 def _world_desc(cfg) -> str:
-    from .schema import to_dict
+    from identlab.core.schema import to_dict
 
     w = to_dict(cfg.world)
 
@@ -121,8 +104,8 @@ SUMMARY_KEYS = ["r2_hz", "r2_xz", "r2_zh", "cca_mean", "cca_min", "mcc", "orth_e
 
 
 def cmd_run(args) -> int:
-    from .config import load_run
-    from .experiment import run_group
+    from identlab.config import load_run
+    from identlab.learn.program import run_group
 
     overrides, seeds = _split_overrides(args.overrides)
     base = load_run(args.config, overrides)
@@ -200,14 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands(sub) -> None:
-    """Commands defined in their own modules register here."""
-    for mod in ("sweep", "bench", "teach", "reproduce"):
-        try:
-            module = __import__(f"identlab.{mod}", fromlist=["register_cli"])
-        except ModuleNotFoundError as e:
-            if e.name != f"identlab.{mod}":
-                raise
-            continue
+    """Commands that live in their own modules of this package."""
+    from identlab.cli import bench, reproduce, sweep, teach_cmd
+
+    for module in (sweep, bench, teach_cmd, reproduce):
         module.register_cli(sub)
 
 

@@ -11,15 +11,14 @@ import platform
 import resource
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from .config import RunConfig, load_run
-from .experiment import build_program, provenance
-from .train import Hyper, resolve_device, train
+from identlab.config import RunConfig, load_run
+from identlab.learn.program import build_program, provenance
+from identlab.learn.train import Hyper, resolve_device, train
 
-__all__ = ["matmul_peak_gflops", "time_steps", "run_bench", "register_cli"]
+__all__ = ["matmul_peak_gflops", "time_steps", "run_bench"]
 
 SPIRAL = ["world.mixer.kind=spiral", "world.latent.kind=gaussian",
           "learner.encoder.hidden=256", "learner.encoder.depth=4",
@@ -109,8 +108,8 @@ def pixel_bench(dev: torch.device, quick: bool = False) -> dict:
     import os
     import tempfile
 
-    from . import pixels
-    from .encoders import CNNEncoder
+    from identlab.learn.encoders import CNNEncoder
+    from identlab.world import pixels
 
     out: dict = {}
     n = 40 if quick else 300
@@ -180,7 +179,7 @@ def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
         res[f"sweep_k{k}_ms"] = round(ms, 2)
         res[f"sweep_k{k}_per_member_ratio"] = round(ms / k / sweep1, 3)
     try:
-        from .sigreg import benchmark as sigreg_benchmark
+        from identlab.learn.sigreg import benchmark as sigreg_benchmark
 
         impls = ("direct", "recurrence") + (("compiled",) if compiled else ())
         res["sigreg_spiral"] = _rounded(sigreg_benchmark(1, 512, 2, 256, impls=impls,
@@ -197,7 +196,7 @@ def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
 
 
 def _pixels_or_reason(dev: torch.device, quick: bool) -> dict:
-    from .schema import ConfigError
+    from identlab.core.schema import ConfigError
 
     try:
         return pixel_bench(dev, quick)
@@ -237,37 +236,5 @@ def to_markdown(res: dict) -> str:
               "as one grouped convolution (`grouped`). `identlab bench --only pixels` "
               "reruns just these rows and keeps the others.", ""]
     return "\n".join(lines)
-
-
-def register_cli(sub) -> None:
-    b = sub.add_parser("bench", help="speed benchmark -> reports/bench.md")
-    b.add_argument("--out", default="reports/bench.md", help="markdown output path")
-    b.add_argument("--device", default="auto")
-    b.add_argument("--quick", action="store_true", help="few steps (smoke test)")
-    b.add_argument("--only", choices=["pixels"],
-                   help="rerun one section and merge it into the existing report")
-    b.add_argument("--compiled", action="store_true",
-                   help="also time the torch.compile SIGReg (compiles for a minute or more)")
-    b.set_defaults(fn=cmd_bench)
-
-
-def cmd_bench(args) -> int:
-    from .cli import ensure_writable_dir
-    from .store import write_json_atomic
-
-    out = Path(args.out)
-    ensure_writable_dir(out.parent)
-    res = run_bench(args.device, quick=args.quick, compiled=args.compiled, only=args.only)
-    if args.only:
-        from .store import read_json
-
-        old = read_json(out.with_suffix(".json"))
-        if isinstance(old, dict):
-            keep = {k: v for k, v in old.items() if not k.startswith("pixels_")}
-            res = {**keep, **{k: v for k, v in res.items() if k not in keep}}
-    out.write_text(to_markdown(res))
-    write_json_atomic(out.with_suffix(".json"), res)
-    print(to_markdown(res))
-    return 0
 
 

@@ -16,8 +16,8 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from .registry import MIXERS
-from .schema import ConfigError, interval, param
+from identlab.core.registry import MIXERS
+from identlab.core.schema import ConfigError, interval, param
 
 __all__ = ["Mixer", "MLPMixer", "Coupling", "Spiral", "Banana", "Sinusoid", "Identity",
            "Linear", "Reacher", "stack_weights"]
@@ -444,7 +444,7 @@ class Reacher(Mixer):
 
     def forward(self, z):
         """Render frames of z in this process, uncached: uint8 (M, 3, size, size)."""
-        from .pixels import render_frames
+        from identlab.world.pixels import render_frames
 
         return render_frames(self.params, self.angles(torch.as_tensor(z).cpu().numpy()))
 

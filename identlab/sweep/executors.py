@@ -13,9 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from .config import RunConfig, build
-from .schema import ConfigError, to_dict
-from .store import Store
+from identlab.config import RunConfig, build
+from identlab.core.schema import ConfigError, to_dict
+from identlab.sweep.store import Store
 
 __all__ = ["EXECUTORS", "chunks", "run_chunk"]
 
@@ -24,8 +24,8 @@ Pending = list[tuple[RunConfig, dict]]
 
 def chunks(pending: Pending, device, max_members: int | None) -> list[Pending]:
     """Group by shape signature, then split each group to the memory budget."""
-    from .experiment import chunk_groups
-    from .train import resolve_device
+    from identlab.learn.program import chunk_groups
+    from identlab.learn.train import resolve_device
 
     idx = chunk_groups([c for c, _ in pending], resolve_device(device),
                        max_members=max_members)
@@ -37,7 +37,7 @@ def run_chunk(items: list[tuple[dict, dict]], root: str, device: str = "auto",
     """Train one chunk (plain-data configs, so it pickles) and store its records."""
     import torch
 
-    from .experiment import run_group
+    from identlab.learn.program import run_group
 
     if threads:
         torch.set_num_threads(threads)

@@ -40,7 +40,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
-from .sigreg import gaussian_expectation, get_impl, knot_weights, random_directions
+from identlab.learn.sigreg import gaussian_expectation, get_impl, knot_weights, random_directions
 
 __all__ = [
     "evaluate", "r2_scores", "r2_linear", "r2_knn", "cca", "correlation_matrix", "mcc",
