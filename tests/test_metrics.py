@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from identlab.learn.sigreg import gaussian_expectation, sigreg_direct
 from identlab.measure import metrics as M
+from identlab.measure.config import EvalConfig
 
 SEEDS = st.integers(0, 2**32 - 1)
 DIMS = st.integers(1, 5)
@@ -99,7 +100,7 @@ def test_fitted_metrics_are_held_out():
     z, z1 = _ou_pairs(40, 8, 0.9, rng)
     h, h1 = rng.standard_normal((40, 8)), rng.standard_normal((40, 8))
     assert M.cca(np.vstack([h[:20], h1[:20]]), np.vstack([z[:20], z1[:20]])).mean() > 0.3
-    out = M.evaluate(h, h1, z, z1, rho=None, sigreg_slices=8)
+    out = M.evaluate(h, h1, z, z1, EvalConfig(sigreg_slices=8), rho=None)
     assert out["r2_hz"] < 0.05 and out["r2_zh"] < 0.05
     assert out["cca_mean"] < 0.3 and out["nl_r2_hz"] < 0.1
 
@@ -260,7 +261,7 @@ def test_bound_holds_for_an_exact_rotation(rho):
     rng = np.random.default_rng(9)
     z, z1 = _ou_pairs(3000, 3, rho, rng)
     q = _rotation(3, rng)
-    out = M.evaluate(z @ q, z1 @ q, z, z1, rho=rho, sigreg_slices=16)
+    out = M.evaluate(z @ q, z1 @ q, z, z1, EvalConfig(sigreg_slices=16), rho=rho)
     assert out["bound_holds"] is True
     assert out["procrustes"] < 1e-20 and out["epsilon"] < 0.2
     assert abs(out["delta"]) < 4 * out["delta_se"]
@@ -273,7 +274,7 @@ def test_linear_distortion_cannot_break_the_bound():
     rng = np.random.default_rng(10)
     z, z1 = _ou_pairs(3000, 3, 0.9, rng)
     s = np.array([3.0, 1.0, 1.0])
-    out = M.evaluate(z * s, z1 * s, z, z1, rho=0.9, sigreg_slices=16)
+    out = M.evaluate(z * s, z1 * s, z, z1, EvalConfig(sigreg_slices=16), rho=0.9)
     assert out["procrustes"] == pytest.approx(4.0, rel=0.1)
     assert out["epsilon"] == pytest.approx(8.0, rel=0.1)
     assert abs(out["D"]) < 4 * out["delta_se"] / (2 * 0.9 * 0.1)
@@ -286,7 +287,7 @@ def test_bound_fails_outside_the_theorem():
     so a white nonlinear h = He₂(z)/√2 has bound ≈ 0 but procrustes ≈ 2N."""
     rng = np.random.default_rng(11)
     z, z1 = _stay_or_resample_pairs(3000, 2, 0.9, rng)
-    out = M.evaluate(_he2(z), _he2(z1), z, z1, rho=0.9, sigreg_slices=16)
+    out = M.evaluate(_he2(z), _he2(z1), z, z1, EvalConfig(sigreg_slices=16), rho=0.9)
     assert out["procrustes"] == pytest.approx(4.0, rel=0.1)
     assert out["bound"] + 3 * out["bound_se"] < 0.5 * out["procrustes"]
     assert out["bound_holds"] is False
@@ -342,13 +343,13 @@ def test_evaluate_keys_types_and_rho_none():
     rng = np.random.default_rng(16)
     z, z1 = _ou_pairs(500, 2, 0.9, rng)
     q = _rotation(2, rng)
-    out = M.evaluate(z @ q, z1 @ q, z, z1, rho=None, sigreg_slices=8)
+    out = M.evaluate(z @ q, z1 @ q, z, z1, EvalConfig(sigreg_slices=8), rho=None)
     assert set(M.METRIC_KEYS) | {"h_finite"} == set(out)
     _assert_json_clean(out)
     assert all(out[k] is None for k in M.BOUND_KEYS) and out["sigreg_stat_expected_pairs"] is None
     assert out["r2_hz"] == pytest.approx(1.0) and out["procrustes"] == pytest.approx(0.0)
     assert len(out["r2_hz_dims"]) == len(out["r2_zh_dims"]) == len(out["cca_corrs"]) == 2
-    with_rho = M.evaluate(z @ q, z1 @ q, z, z1, rho=0.9, sigreg_slices=8)
+    with_rho = M.evaluate(z @ q, z1 @ q, z, z1, EvalConfig(sigreg_slices=8), rho=0.9)
     _assert_json_clean(with_rho)
     assert all(with_rho[k] is not None for k in M.BOUND_KEYS)
 
@@ -360,7 +361,7 @@ def test_collapsed_embedding_gives_no_nan(collapse):
     h, h1 = z.copy(), z1.copy()
     cols = slice(None) if collapse == "all" else slice(0, 1)
     h[:, cols] = h1[:, cols] = 0.1  # (n, 3): dead units
-    out = M.evaluate(h, h1, z, z1, rho=0.9, sigreg_slices=8)
+    out = M.evaluate(h, h1, z, z1, EvalConfig(sigreg_slices=8), rho=0.9)
     _assert_json_clean(out)
     assert out["h_std_min"] == 0.0 and out["cca_min"] == 0.0
     if collapse == "all":
@@ -384,12 +385,14 @@ def test_nonfinite_embedding_is_flagged_not_scored():
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"rho": 1.0}, {"rho": 0.0}, {"rho": [0.5, 0.9]}, {"rho": None, "fit_fraction": 1.0},
-    {"rho": None, "fit_fraction": 0.01},
+    {"rho": 1.0}, {"rho": 0.0}, {"rho": [0.5, 0.9]}, {"rho": None, "cfg": {"fit_fraction": 0.99}},
+    {"rho": None, "cfg": {"fit_fraction": 0.01}},
 ])
 def test_evaluate_rejects_bad_arguments(kwargs):
     z = np.random.default_rng(19).standard_normal((50, 2))
     with pytest.raises(ValueError):
+        if "cfg" in kwargs:
+            kwargs = {**kwargs, "cfg": EvalConfig(**kwargs["cfg"])}
         M.evaluate(z, z, z, z, **kwargs)
 
 
@@ -408,7 +411,7 @@ def test_collapsed_embedding_meets_the_bound_within_mc_error():
     for _ in range(20):
         z, z1 = _ou_pairs(2000, 2, 0.9, rng)
         h = np.full_like(z, 0.3)
-        out = M.evaluate(h, h, z, z1, rho=0.9, sigreg_slices=8)
+        out = M.evaluate(h, h, z, z1, EvalConfig(sigreg_slices=8), rho=0.9)
         assert out["bound"] == pytest.approx(2.0, abs=1e-9)
         assert out["procrustes_se"] == pytest.approx(2.0 / np.sqrt(2000), rel=0.25)
         fails += not out["bound_holds"]

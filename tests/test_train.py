@@ -9,8 +9,9 @@ import torch
 from identlab.config import load_run
 from identlab.core import seeding
 from identlab.learn.encoders import LinearPredictor, MatchedEncoder, MLPEncoder, stack_params
+from identlab.learn.learner import signature
 from identlab.learn.objectives import AlignOnly, InfoNCE, LeJEPA, VICReg, Whiten, alignment
-from identlab.learn.program import run_group, signature
+from identlab.learn.program import run_group
 from identlab.learn.train import Hyper, lr_factor, train
 from identlab.world.mixers import Coupling
 
@@ -221,7 +222,7 @@ def test_record_shape_and_diverged_member():
 
 
 def test_members_per_chunk_respects_the_memory_budget():
-    from identlab.learn.program import bytes_per_member, members_per_chunk
+    from identlab.learn.budget import bytes_per_member, members_per_chunk
 
     small = load_run(None, TINY)
     big = load_run(None, TINY + ["learner.encoder.hidden=512", "train.batch=1024"])

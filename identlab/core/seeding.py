@@ -19,6 +19,9 @@ STREAMS: dict[str, int] = {
     "eval": 5,        # held-out evaluation set
     "diagnostics": 6, # `identlab world` empirical checks
     "examples": 7,    # example observations shown in reports (e.g. rendered frames)
+    "samples": 8,     # World.sample_pairs without an explicit generator (Python API)
+    "attribution": 9, # directions and pairs of the attribution losses
+    "planning": 10,   # start-goal pairs, actions and galleries of the planning checks
 }
 
 

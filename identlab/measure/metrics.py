@@ -41,6 +41,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
 from identlab.learn.sigreg import gaussian_expectation, get_impl, knot_weights, random_directions
+from identlab.measure.config import EvalConfig
 
 __all__ = [
     "evaluate", "r2_scores", "r2_linear", "r2_knn", "cca", "correlation_matrix", "mcc",
@@ -411,8 +412,8 @@ def _bound_metrics(h_t, h_t1, h, proc: float, proc_se: float, rho: float | None)
     return {"epsilon": eps, "delta": dlt, "delta_se": dlt_se, **terms, "bound_holds": holds}
 
 
-def evaluate(h_t, h_t1, z_t, z_t1, *, rho: float | None, fit_fraction: float = 0.5,
-             knn: int = 10, sigreg_slices: int = 1024, seed: int = 0) -> dict:
+def evaluate(h_t, h_t1, z_t, z_t1, cfg: EvalConfig | None = None, *, rho: float | None,
+             seed: int = 0) -> dict:
     """All DESIGN §5 metrics for one encoder's eval pairs, as a JSON-able dict.
 
     h_t, h_t1, z_t, z_t1: (n, N) each; row i of the t1 arrays is one transition after
@@ -430,9 +431,14 @@ def evaluate(h_t, h_t1, z_t, z_t1, *, rho: float | None, fit_fraction: float = 0
     ``sigreg_stat_expected_pairs`` (Gaussian pairs of correlation ρ; None without ρ)
     rather than with ``sigreg_stat_expected`` (independent Gaussian samples, ≈ 1.05).
 
+    ``cfg`` (an :class:`EvalConfig`, default ``EvalConfig()``) supplies fit_fraction, knn
+    and sigreg_slices, so a call gives the same numbers as a record of the same config.
+
     Values are python floats, lists, bools or None — never NaN. If h contains NaN/inf
     (a diverged encoder) every metric is None and ``h_finite`` is False.
     """
+    cfg = EvalConfig() if cfg is None else cfg
+    fit_fraction, knn, sigreg_slices = cfg.fit_fraction, cfg.knn, cfg.sigreg_slices
     h_t, h_t1, z_t, z_t1 = _check_inputs(h_t, h_t1, z_t, z_t1, fit_fraction)
     if rho is not None:
         rho = _check_rho(rho)

@@ -15,7 +15,8 @@ import time
 import torch
 
 from identlab.config import RunConfig, load_run
-from identlab.learn.program import build_program, provenance
+from identlab.core.provenance import provenance
+from identlab.learn.program import build_program
 from identlab.learn.train import Hyper, resolve_device, train
 
 __all__ = ["matmul_peak_gflops", "time_steps", "run_bench"]

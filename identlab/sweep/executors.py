@@ -24,7 +24,7 @@ Pending = list[tuple[RunConfig, dict]]
 
 def chunks(pending: Pending, device, max_members: int | None) -> list[Pending]:
     """Group by shape signature, then split each group to the memory budget."""
-    from identlab.learn.program import chunk_groups
+    from identlab.learn.budget import chunk_groups
     from identlab.learn.train import resolve_device
 
     idx = chunk_groups([c for c, _ in pending], resolve_device(device),

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-from identlab.config import WorldConfig
 from identlab.core import seeding
 from identlab.core.registry import DYNAMICS, LATENTS, MIXERS
+from identlab.world.config import WorldConfig
 
 __all__ = ["World", "Flags"]
 
@@ -67,11 +67,43 @@ class World:
         return self.dynamics.scalar_rho if self.theorem_applies else None
 
     # ---- sampling ----------------------------------------------------------
-    def sample_pairs(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def sample_pairs(self, n: int, rng: np.random.Generator | None = None, *,
+                     seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """n one-step pairs (z_t, z_t+1), each (n, N), from ``rng`` or, when none is
+        given, from the ``samples`` stream of ``seed`` (default: the world's seed)."""
+        if rng is None:
+            rng = seeding.rng(self.seed if seed is None else seed, "samples")
         return self.dynamics.sample_pairs(n, rng)
 
+    def eval_pairs(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The held-out evaluation pairs of this world, from its own ``eval`` stream."""
+        return self.dynamics.sample_pairs(n, seeding.rng(self.seed, "eval"))
+
     def observe(self, z) -> np.ndarray | torch.Tensor:
+        """x = g(z) for latents z (n, N)."""
         return self.mixer.forward(z)
+
+    def frame_set(self, split: str, z_t: np.ndarray, z_t1: np.ndarray, root):
+        """Rendered worlds: the cached frames of pairs (z_t, z_t1) for one split (rows
+        [0, n) are the frames of z_t, [n, 2n) those of z_t1); records the wrap-around
+        fraction of the split."""
+        from identlab.world.pixels import FrameSet
+
+        z = np.concatenate([z_t, z_t1])
+        self.mixer.wrap[split] = self.mixer.wrap_fraction(z)
+        return FrameSet(self.cfg, self.seed, split, self.mixer.angles(z), root)
+
+    def observe_pairs(self, z: np.ndarray, split: str) -> torch.Tensor:
+        """Observations of stacked pairs z = [z_t; z_t1] (2n, N): the mixer in float32,
+        or, for a rendered mixer, the cached frames of the split as uint8."""
+        if not self.mixer.rendered:
+            return self.mixer.forward(torch.from_numpy(z).float())
+        from identlab.world.pixels import cache_root, ensure_frames
+
+        n = len(z) // 2
+        fs = self.frame_set(split, z[:n], z[n:], cache_root())
+        ensure_frames([fs], progress=False)  # a no-op when training rendered them
+        return torch.from_numpy(fs.load())
 
     # ---- empirical checks ----------------------------------------------------
     def diagnostics(self, n: int = 20000, k: int = 10, seed: int | None = None) -> dict:

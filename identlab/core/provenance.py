@@ -1,0 +1,33 @@
+"""Provenance of a record: versions, git sha, device."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from identlab import __version__
+
+__all__ = ["git_sha", "provenance"]
+
+def git_sha() -> str | None:
+    if "sha" not in _PROV_CACHE:
+        try:
+            sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True, cwd=Path(__file__).resolve().parent, timeout=5)
+            _PROV_CACHE["sha"] = sha.stdout.strip() or None if sha.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            _PROV_CACHE["sha"] = None
+    return _PROV_CACHE["sha"]
+
+
+def provenance(dev: torch.device) -> dict:
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
+    return {"identlab": __version__, "git_sha": git_sha(), "torch": torch.__version__,
+            "python": platform.python_version(), "device": str(dev),
+            "device_name": name or platform.machine(), "threads": torch.get_num_threads()}
+
+
+_PROV_CACHE: dict[str, str | None] = {}
