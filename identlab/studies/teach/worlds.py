@@ -50,8 +50,8 @@ def r2_of_gaussianized(kind: str, n: int, seed: int = PLOT_SEED) -> float:
     u = Φ⁻¹(F(z)): what a rotation of the Gaussian coordinates scores linearly."""
     from ...registry import LATENTS
 
-    cfg = world_config(0.95, latent=kind)
-    law = LATENTS.get(kind)(cfg.latent, 1)
+    latent = world_config(0.5, latent=kind).latent  # the law alone: ρ plays no part
+    law = LATENTS.get(kind)(latent, 1)
     z = law.sample(n, seeding.rng(seed, "diagnostics"))[:, 0]
     u = special.ndtri(np.clip(law.cdf(z), 1e-15, 1 - 1e-15))
     return float(np.corrcoef(z, u)[0, 1] ** 2)
