@@ -184,9 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands(sub) -> None:
     """Commands that live in their own modules of this package."""
-    from identlab.cli import bench, reproduce, sweep, teach_cmd
+    from identlab.cli import bench, reproduce, sweep, teach
 
-    for module in (sweep, bench, teach_cmd, reproduce):
+    for module in (sweep, bench, teach, reproduce):
         module.register_cli(sub)
 
 
