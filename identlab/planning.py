@@ -36,7 +36,8 @@ and scores it against that same straight line. Here the line h_k = h_0 + (k/(S�
 h_0), k = 0..S−1, is decoded to latents by k-nearest neighbours in a gallery of (h, z)
 (the paper's decoder), the ends pinned to the true start and goal, and scored by (1) on z
 with T = S − 1 and u_k the action the true model needs for z_k → z_{k+1}, against the
-minimiser of (1): the LQR solution on z. For z' = z + u and r = 1 a straight line costs
+minimiser of (1): the LQR solution on z (at S = 8 the minimiser with its end pinned
+at the goal costs the same to four digits). For z' = z + u and r = 1 a straight line costs
 Σ_{j=0}^{S−1}(j/(S−1))² + 1/(S−1) per unit ‖z_0 − z_g‖² (= 3 at S = 8) while the minimiser
 decays geometrically, z_k − z_g ≈ λ^k(z_0 − z_g) with λ = (3 − √5)/2 ≈ 0.382, and costs
 ≈ (1 + √5)/2 ≈ 1.618; the ratio is 1.854. Any invertible affine encoder maps lines to
