@@ -33,7 +33,7 @@ from identlab.core.io import write_bytes_atomic, write_json_atomic
 from identlab.core.schema import ConfigError, to_dict
 
 __all__ = ["SHARD", "configure_gl", "cache_root", "FrameSet", "render_frames",
-           "ensure_frames", "default_workers"]
+           "ensure_frames", "default_workers", "LiveRenderer"]
 
 SHARD = 256          # frames per cache file
 CACHE_VERSION = 1    # bump when the shard format or the scene set-up changes
@@ -130,6 +130,32 @@ def render_frames(params, theta: np.ndarray) -> np.ndarray:
                         params.target)
     finally:
         r.close()
+
+
+class LiveRenderer:
+    """Frames rendered on demand in this process, the environment loaded once: for
+    closed-loop episodes, whose poses are not known ahead. ``pose()`` reads back the
+    joint angles (radians) and the positions (metres, x–y plane) of the hand (wrist
+    joint) and fingertip of the last frame from the physics."""
+
+    def __init__(self, params) -> None:
+        self.size = int(params.size)
+        self.target = tuple(params.target)
+        self._r = _Renderer()
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        """theta (n, 2) radians -> uint8 (n, 3, size, size)."""
+        theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
+        return self._r.render(theta, self.size, self.target)
+
+    def pose(self) -> dict[str, np.ndarray]:
+        named = self._r.physics.named.data
+        return {"theta": np.array([named.qpos["shoulder"], named.qpos["wrist"]]).ravel(),
+                "hand": np.array(named.xpos["hand"][:2]),
+                "finger": np.array(named.xpos["finger"][:2])}
+
+    def close(self) -> None:
+        self._r.close()
 
 
 # ------------------------------------------------------------------ cache

@@ -1,0 +1,260 @@
+"""Planning with the learned latent (DESIGN §8): latent-LQR regret and the paper's
+interpolation test scored against the true minimiser.
+
+**Cost.** For a state path s_0..s_T with goal s_g and controls u_0..u_{T−1},
+
+    J = Σ_{t=0}^{T} ‖s_t − s_g‖² + r Σ_{t=0}^{T−1} ‖u_t‖².                          (1)
+
+The t = 0 term is a constant of the start; it is kept so that one definition serves the
+regret and the interpolation test, and it is the definition under which the calibrations
+of DESIGN §8 hold (T = 15, r = 1, start and goal drawn from N(0, I), 2-D, h = Mz + b with
+det M = 1: condition number 2 → median regret 0.026, 4 → 0.104; without the t = 0 term
+these would be 0.069 and 0.27).
+
+**Latent model.** From random-action transitions (z, u, z') of a controlled world,
+encoded h = f(g(z)), least squares fits h' ≈ Â h + B̂ u + c.
+
+**LQR with an affine model.** With e = h − h_g the model reads e' = Â e + B̂ u + w,
+w = Â h_g + c − h_g (one offset per goal). The value is V_t(e) = eᵀP_t e + 2 wᵀM_tᵀ e +
+const with P_T = I, M_T = 0 and, for t = T−1..0,
+
+    S_t = r I + B̂ᵀP_{t+1}B̂,   K_t = S_t⁻¹ B̂ᵀP_{t+1}Â,   L_t = S_t⁻¹ B̂ᵀ(P_{t+1} + M_{t+1}),
+    P_t = I + ÂᵀP_{t+1}(Â − B̂K_t),   M_t = (Â − B̂K_t)ᵀ(P_{t+1} + M_{t+1});
+
+the optimal action is u_t = −K_t e_t − L_t w. K and L depend on the model alone, so the
+backward pass runs once and serves every start–goal pair.
+
+**Regret.** Closed loop: at each step the controller encodes the true world's
+observation, h_t = f(g(z_t)), acts u_t = −K_t(h_t − h_g) − L_t w with h_g = f(g(z_g)), and
+the true world steps. J (1) is scored on z. J* is the same LQR fitted and solved on z
+itself, run on the same world with the same noise draws; regret = J / J* − 1 per pair.
+For h = Qz (Q orthogonal) the fitted model is the conjugate of z's and the cost is
+rotation invariant, so the regret is 0 (the paper's corollary).
+
+**Interpolation test.** The paper decodes a straight line between two encoded frames
+and scores it against that same straight line. Here the line h_k = h_0 + (k/(S−1))(h_g −
+h_0), k = 0..S−1, is decoded to latents by k-nearest neighbours in a gallery of (h, z)
+(the paper's decoder), the ends pinned to the true start and goal, and scored by (1) on z
+with T = S − 1 and u_k the action the true model needs for z_k → z_{k+1}, against the
+minimiser of (1): the LQR solution on z (at S = 8 the minimiser with its end pinned
+at the goal costs the same to four digits). For z' = z + u and r = 1 a straight line costs
+Σ_{j=0}^{S−1}(j/(S−1))² + 1/(S−1) per unit ‖z_0 − z_g‖² (= 3 at S = 8) while the minimiser
+decays geometrically, z_k − z_g ≈ λ^k(z_0 − z_g) with λ = (3 − √5)/2 ≈ 0.382, and costs
+≈ (1 + √5)/2 ≈ 1.618; the ratio is 1.854. Any invertible affine encoder maps lines to
+lines, so it scores like a rotation: the test sees linearity, not orthogonality.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from identlab.core.schema import ConfigError, interval, param
+
+__all__ = ["PlanConfig", "LinearModel", "LQRGains", "fit_linear_model", "lqr_gains",
+           "goal_offset", "rollout", "path_cost", "controls_for_path", "interp_ratios",
+           "plan_metrics", "PLAN_KEYS"]
+
+PLAN_KEYS = ("plan_regret", "plan_regret_p90", "plan_interp_ratio")
+FIELD = "eval.plan"
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """Planning evaluation (DESIGN §8); validated at construction."""
+
+    horizon: int = param(15, check=interval(1), doc="LQR horizon T (steps)")
+    r: float = param(1.0, check=interval(0.0, lo_open=True), doc="control weight r")
+    pairs: int = param(200, check=interval(1), doc="start–goal pairs from the latent law")
+    transitions: int = param(20000, check=interval(2),
+                             doc="random-action transitions for the latent model fit "
+                                 "(also the kNN gallery of the interpolation test)")
+    action_std: float = param(1.0, check=interval(0.0, lo_open=True),
+                              doc="standard deviation of the random actions u ~ N(0, σ²I)")
+    interp_steps: int = param(8, check=interval(2),
+                              doc="waypoints of the interpolation test, both ends included")
+    knn: int = param(1, check=interval(1), doc="neighbours averaged to decode a waypoint")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check = f.metadata.get("check")
+            msg = check(getattr(self, f.name)) if check is not None else None
+            if msg:
+                raise ConfigError(f"{FIELD}.{f.name}", f"= {getattr(self, f.name)!r}: {msg}")
+        if self.knn > self.transitions:
+            raise ConfigError(f"{FIELD}.knn", f"= {self.knn}: at most "
+                              f"{FIELD}.transitions = {self.transitions}")
+
+
+# ------------------------------------------------------------------ model
+@dataclass(frozen=True)
+class LinearModel:
+    """s' = A s + B u + c, with A (n, n), B (n, m), c (n,)."""
+
+    A: Array
+    B: Array
+    c: Array
+
+    def step(self, s: Array, u: Array) -> Array:
+        return s @ self.A.T + u @ self.B.T + self.c  # (P, n)
+
+
+def fit_linear_model(s: Array, u: Array, s1: Array) -> LinearModel:
+    """Least squares s1 ≈ A s + B u + c over rows (s (M, n), u (M, m), s1 (M, n))."""
+    n = s.shape[1]
+    design = np.concatenate([s, u, np.ones((len(s), 1))], axis=1)  # (M, n + m + 1)
+    coef = np.linalg.lstsq(design, s1, rcond=None)[0]  # (n + m + 1, n)
+    return LinearModel(A=coef[:n].T, B=coef[n:-1].T, c=coef[-1])
+
+
+# ------------------------------------------------------------------ LQR
+@dataclass(frozen=True)
+class LQRGains:
+    """Feedback K (T, m, n) and goal feedforward L (T, m, n): u_t = −K_t e_t − L_t w."""
+
+    K: Array
+    L: Array
+
+    @property
+    def horizon(self) -> int:
+        return len(self.K)
+
+
+def lqr_gains(model: LinearModel, horizon: int, r: float) -> LQRGains:
+    """Backward Riccati pass for cost (1) under ``model`` (module docstring)."""
+    A, B = model.A, model.B
+    n, m = B.shape
+    P, M = np.eye(n), np.zeros((n, n))
+    K = np.empty((horizon, m, n))
+    L = np.empty((horizon, m, n))
+    for t in reversed(range(horizon)):
+        S = r * np.eye(m) + B.T @ P @ B
+        K[t] = np.linalg.solve(S, B.T @ P @ A)
+        L[t] = np.linalg.solve(S, B.T @ (P + M))
+        closed = A - B @ K[t]
+        P, M = np.eye(n) + A.T @ P @ closed, closed.T @ (P + M)
+        P = 0.5 * (P + P.T)
+    return LQRGains(K=K, L=L)
+
+
+def goal_offset(model: LinearModel, goal: Array) -> Array:
+    """w = A s_g + c − s_g per goal row: the drift of the error coordinates e = s − s_g."""
+    return goal @ model.A.T + model.c - goal
+
+
+def rollout(gains: LQRGains, model: LinearModel, sense: Callable[[Array], Array],
+            step: Callable[[Array, Array], Array], z0: Array, z_goal: Array,
+            s_goal: Array, r: float) -> Array:
+    """Run the LQR closed loop from z0 (P, N) and return cost (1) on z per pair (P,).
+
+    ``sense`` maps true states to the controller's coordinates (h = f(g(z)), or z itself);
+    ``s_goal`` is the goal in those coordinates; ``step`` is the true world."""
+    w = goal_offset(model, s_goal)  # (P, n)
+    z = z0
+    cost = np.sum((z - z_goal) ** 2, axis=1)
+    for t in range(gains.horizon):
+        e = sense(z) - s_goal  # (P, n)
+        u = -e @ gains.K[t].T - w @ gains.L[t].T  # (P, m)
+        z = step(z, u)
+        cost = cost + np.sum((z - z_goal) ** 2, axis=1) + r * np.sum(u**2, axis=1)
+    return cost
+
+
+# ------------------------------------------------------------------ paths
+def controls_for_path(model: LinearModel, path: Array) -> Array:
+    """u_k solving z_{k+1} = A z_k + B u_k + c in least squares; path (P, S, N) -> (P, S−1, m)."""
+    need = path[:, 1:] - path[:, :-1] @ model.A.T - model.c  # (P, S−1, N)
+    flat = need.reshape(-1, need.shape[-1])
+    u = np.linalg.lstsq(model.B, flat.T, rcond=None)[0].T
+    return u.reshape(*need.shape[:2], -1)
+
+
+def path_cost(path: Array, controls: Array, goal: Array, r: float) -> Array:
+    """Cost (1) of a path (P, S, N) with controls (P, S−1, m) and goal (P, N) -> (P,)."""
+    state = np.sum((path - goal[:, None]) ** 2, axis=(1, 2))
+    return state + r * np.sum(controls**2, axis=(1, 2))
+
+
+def interp_ratios(h0: Array, hg: Array, z0: Array, zg: Array, gallery_h: Array,
+                  gallery_z: Array, model_z: LinearModel, *, steps: int, r: float,
+                  knn: int) -> Array:
+    """Cost (1) of the decoded latent straight line over the minimiser's, per pair."""
+    frac = np.linspace(0.0, 1.0, steps)[None, :, None]  # (1, S, 1)
+    line = h0[:, None] + frac * (hg - h0)[:, None]  # (P, S, n)
+    inner = line[:, 1:-1].reshape(-1, line.shape[-1])
+    _, idx = cKDTree(gallery_h).query(inner, k=knn)
+    decoded = gallery_z[np.asarray(idx).reshape(len(inner), -1)].mean(axis=1)
+    path = np.concatenate([z0[:, None], decoded.reshape(len(z0), steps - 2, -1),
+                           zg[:, None]], axis=1)  # (P, S, N)
+    cost = path_cost(path, controls_for_path(model_z, path), zg, r)
+    gains = lqr_gains(model_z, steps - 1, r)
+    best = rollout(gains, model_z, _identity, model_z.step, z0, zg, zg, r)
+    return cost / best
+
+
+def _identity(z: Array) -> Array:
+    return z
+
+
+# ------------------------------------------------------------------ entry point
+def _streams(seed: int) -> dict[str, np.random.SeedSequence]:
+    names = ("fit", "pairs", "noise")
+    kids = np.random.SeedSequence(int(seed)).spawn(len(names))
+    return dict(zip(names, kids))
+
+
+def _transitions(world: Any, cfg: PlanConfig, ss: np.random.SeedSequence):
+    rng = np.random.default_rng(ss)
+    z = world.sample_latents(cfg.transitions, rng)
+    u = cfg.action_std * rng.standard_normal((cfg.transitions, world.action_dim))
+    return z, u, world.step(z, u, rng)
+
+
+def _run(world: Any, ss: np.random.SeedSequence) -> Callable[[Array, Array], Array]:
+    """The true world's step with its own noise stream (the same draws for every
+    controller started from ``ss``: common random numbers)."""
+    return partial(world.step, rng=np.random.default_rng(ss))
+
+
+def plan_metrics(encode: Callable[[Any], Array], world: Any, cfg: PlanConfig | None = None,
+                 *, seed: int, **fields: Any) -> dict[str, float]:
+    """plan_regret (median), plan_regret_p90 and plan_interp_ratio (median) of the
+    encoder ``encode`` (observations -> (M, n) latents) on the controlled ``world``
+    (``sample_latents``, ``step``, ``observe``, ``action_dim``); ``fields`` override
+    ``cfg``. Random draws come from ``seed`` alone."""
+    cfg = dataclasses.replace(cfg or PlanConfig(), **fields)
+    ss = _streams(seed)
+    z, u, z1 = _transitions(world, cfg, ss["fit"])
+    h, h1 = encode(world.observe(z)), encode(world.observe(z1))
+    model_h, model_z = fit_linear_model(h, u, h1), fit_linear_model(z, u, z1)
+    rng = np.random.default_rng(ss["pairs"])
+    z0, zg = world.sample_latents(cfg.pairs, rng), world.sample_latents(cfg.pairs, rng)
+    h0, hg = encode(world.observe(z0)), encode(world.observe(zg))
+
+    def sense(zt: Array) -> Array:
+        return encode(world.observe(zt))
+
+    gains_h = lqr_gains(model_h, cfg.horizon, cfg.r)
+    gains_z = lqr_gains(model_z, cfg.horizon, cfg.r)
+    cost = rollout(gains_h, model_h, sense, _run(world, ss["noise"]), z0, zg, hg, cfg.r)
+    best = rollout(gains_z, model_z, _identity, _run(world, ss["noise"]), z0, zg, zg, cfg.r)
+    regret = cost / best - 1.0
+    ratio = interp_ratios(h0, hg, z0, zg, h, z, model_z, steps=cfg.interp_steps, r=cfg.r,
+                          knn=cfg.knn)
+    return {"plan_regret": _finite(np.median(regret)),
+            "plan_regret_p90": _finite(np.quantile(regret, 0.9)),
+            "plan_interp_ratio": _finite(np.median(ratio))}
+
+
+def _finite(x) -> float | None:
+    """A JSON-safe float (None where the planner diverged to inf or NaN)."""
+    x = float(x)
+    return x if math.isfinite(x) else None

@@ -1,0 +1,111 @@
+"""Controlled worlds for planning evaluation (DESIGN §8).
+
+A :class:`ControlledWorld` adds an action u to a world's latent transition,
+
+    z_{t+1} = z_t + B u_t                      (``noise`` false: a pure integrator)
+    z_{t+1} = m(z_t) + η_t + B u_t             (``noise`` true: the world's own transition)
+
+with B = b·I, observed through the world's own mixer, x = g(z). For vector mixers u lives
+in latent units, b = ``action_scale``. For the ``reacher`` mixer u is a joint-angle
+increment in radians: θ = scale·z, so θ' = θ + action_scale·u and b = action_scale/scale;
+its observations are frames rendered on the fly by one renderer that loads once
+(:class:`identlab.pixels.LiveRenderer`), which also reports the pose it last set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from identlab.core.schema import ConfigError, interval, param
+
+__all__ = ["ControlConfig", "ControlledWorld", "CONTROLS"]
+
+# Rendered mixers that know what an action is (vector mixers all do: u moves z).
+CONTROLS = {"reacher": "joint-angle increments in radians"}
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """How an action enters the latent transition; validated at construction."""
+
+    action_scale: float = param(1.0, check=interval(0.0, lo_open=True),
+                                doc="B = action_scale·I (reacher: radians per unit u)")
+    noise: bool = param(False, doc="add the world's own transition (mean reversion and "
+                                   "noise) instead of holding z still between actions")
+
+    def __post_init__(self) -> None:
+        msg = interval(0.0, lo_open=True)(self.action_scale)
+        if msg:
+            raise ConfigError("control.action_scale", f"= {self.action_scale!r}: {msg}")
+
+
+class ControlledWorld:
+    """A world driven by actions: ``sample_latents``, ``step`` and ``observe``."""
+
+    def __init__(self, world: Any, cfg: ControlConfig | None = None) -> None:
+        self.world = world
+        self.cfg = cfg or ControlConfig()
+        mixer = world.mixer
+        if mixer.rendered and mixer.kind not in CONTROLS:
+            known = ", ".join(sorted(CONTROLS))
+            raise ConfigError("world.mixer.kind", f"= {mixer.kind!r}: this rendered mixer "
+                              f"has no notion of control (controllable: vector mixers, {known})")
+        if self.cfg.noise and getattr(world.dynamics.params, "strength", 0.0) > 0:
+            raise ConfigError("world.dynamics.kind", f"= {world.dynamics.kind!r}: a "
+                              "time-varying transition; control with noise needs a fixed one")
+        self.dim = world.dim
+        self.action_dim = world.dim
+        scale = mixer.params.scale if mixer.kind == "reacher" else 1.0
+        self.gain = self.cfg.action_scale / scale  # b in B = b·I
+        self._renderer = None
+
+    @property
+    def B(self) -> np.ndarray:
+        return self.gain * np.eye(self.dim)
+
+    def sample_latents(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, N) latents from the world's law."""
+        return self.world.latent.sample(n, rng)
+
+    def step(self, z: np.ndarray, u: np.ndarray, rng: np.random.Generator | None = None
+             ) -> np.ndarray:
+        """z' = z + B u, or the world's transition of z plus B u when ``noise`` is on (then
+        ``rng`` draws the noise)."""
+        z = np.asarray(z, dtype=np.float64)
+        drive = self.gain * np.asarray(u, dtype=np.float64)
+        if not self.cfg.noise:
+            return z + drive
+        if rng is None:
+            raise ValueError("a noisy controlled world needs rng for its transition noise")
+        t = np.zeros(len(z), dtype=np.int64)
+        return self.world.dynamics.step(z, t, rng) + drive
+
+    def observe(self, z: np.ndarray) -> np.ndarray:
+        """x = g(z); reacher frames are rendered now, uint8 (M, 3, size, size)."""
+        mixer = self.world.mixer
+        if not mixer.rendered:
+            return self.world.observe(np.asarray(z, dtype=np.float64))
+        if self._renderer is None:
+            from identlab.world.pixels import LiveRenderer
+
+            self._renderer = LiveRenderer(mixer.params)
+        return self._renderer(mixer.angles(z))
+
+    @property
+    def renderer(self):
+        """The live renderer (reacher), or None before the first observation."""
+        return self._renderer
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __enter__(self) -> "ControlledWorld":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
