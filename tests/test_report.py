@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from identlab.core.fmt import fmt
 from identlab.core.io import write_json_atomic
 from identlab.core.schema import ConfigError
+from identlab.measure.stats import align_orthogonal
 from identlab.show import plots
 from identlab.show.report import (
     describe_bound,
@@ -197,12 +199,12 @@ def test_heatmap_paragraph_matches_direct_computation(synth):
     assert f"{(yes['mean'] >= 0.9).sum()}/{len(yes)} cells where the theorem applies" in para
     assert f"{(no['mean'] >= 0.9).sum()}/{len(no)} cells where it does not" in para
     best = cells.loc[cells["mean"].idxmax()]
-    assert f"Highest: {plots.fmt(best['mean'])} ± {plots.fmt(best['std'])}" in para
+    assert f"Highest: {fmt(best['mean'])} ± {fmt(best['std'])}" in para
     beyond = df[(df["status"] == "ok") & (df[["world.dynamics.rho[0]", "world.dynamics.rho[1]"]]
                                           .max(axis=1) ** 2 > df[["world.dynamics.rho[0]",
                                                                  "world.dynamics.rho[1]"]]
                                           .min(axis=1))]
-    n_beyond, mean_beyond = beyond["cell_index"].nunique(), plots.fmt(beyond["r2_hz"].mean())
+    n_beyond, mean_beyond = beyond["cell_index"].nunique(), fmt(beyond["r2_hz"].mean())
     assert f"ρ_min ({n_beyond} cells) the mean r2_hz is {mean_beyond}" in para
     assert f"Diverged: {len(DIVERGED)} of {len(df)} runs" in para
 
@@ -216,7 +218,7 @@ def test_bound_paragraph_matches_direct_computation(synth):
     assert para == describe_bound(df)
     assert f"in {k}/{len(ok)} runs ({100 * k / len(ok):.0f}%)" in para
     ratio = ok["procrustes"] / ok["bound"]
-    assert f"ratio procrustes / bound is {plots.fmt(ratio.median())}" in para
+    assert f"ratio procrustes / bound is {fmt(ratio.median())}" in para
     assert f"{int((ok['r2_hz'] < 0.5).sum())} runs have r2_hz < 0.5" in para
 
 
@@ -232,7 +234,7 @@ def test_align_orthogonal_undoes_a_rotation_and_shift():
     rng = np.random.default_rng(1)
     z = rng.normal(size=(200, 3))
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    h_aligned, zc = plots.align_orthogonal(z @ q.T + 5.0, z)
+    h_aligned, zc = align_orthogonal(z @ q.T + 5.0, z)
     assert np.allclose(h_aligned, zc, atol=1e-10)
 
 
@@ -324,5 +326,5 @@ def test_tiny_real_per_dim_rho_sweep_with_rho_sq_overlay(tmp_path):
     beyond = np.maximum(df["world.dynamics.rho[0]"], df["world.dynamics.rho[1]"]) ** 2 > \
         np.minimum(df["world.dynamics.rho[0]"], df["world.dynamics.rho[1]"])
     assert f"ρ_min ({int(beyond.sum())} cells) the mean r2_hz is " \
-           f"{plots.fmt(df.loc[beyond, 'r2_hz'].mean())}" in readme.read_text()
+           f"{fmt(df.loc[beyond, 'r2_hz'].mean())}" in readme.read_text()
     assert (readme.parent / "01-heatmap-r2_hz.png").stat().st_size > 8000

@@ -24,12 +24,12 @@ from identlab.learn.budget import chunk_groups
 from identlab.learn.data import FramePairStream, PairStream
 from identlab.learn.encoders import stack_params
 from identlab.learn.learner import Learner, obs_dim, signature
-from identlab.learn.train import Hyper, resolve_device, train
+from identlab.learn.train import Hyper, TrainResult, resolve_device, train
 from identlab.measure.protocol import score_member
 from identlab.world.world import World
 
-__all__ = ["Program", "build_program", "run_group", "run_configs", "embed",
-           "member_embedding"]
+__all__ = ["Program", "Trained", "build_program", "train_group", "run_group", "run_configs",
+           "embed", "member_embedding"]
 
 
 def make_loss_fn(learner: Learner, coefs: dict[str, torch.Tensor]):
@@ -48,44 +48,6 @@ def make_loss_fn(learner: Learner, coefs: dict[str, torch.Tensor]):
 
 
 # ------------------------------------------------------------------ one group
-def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
-              progress: bool = True, desc: str = "train") -> list[dict]:
-    """Train and evaluate configs sharing one signature as a single batched program."""
-    sigs = {signature(c) for c in cfgs}
-    if len(sigs) != 1:
-        raise ValueError("run_group needs configs with one shape signature")
-    dev = resolve_device(device)
-    t_start = time.perf_counter()
-    prog = build_program(cfgs, dev, progress)
-    worlds, learners = prog.worlds, prog.learners
-    res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=progress,
-                desc=desc)
-    records = []
-    prov = provenance(dev)
-    for k, (cfg, world, learner) in enumerate(zip(cfgs, worlds, learners)):
-        diverged = bool(res.diverged[k])
-        metrics, sample = ({}, None) if diverged else \
-            score_member(cfg, world, member_embedding(learner, res.params, k, dev))
-        records.append({
-            "hash": config_hash(cfg),
-            "config": to_dict(cfg),
-            "seed": cfg.seed,
-            "status": "diverged" if diverged else "ok",
-            "diverged_at": res.diverged_at[k],
-            "metrics": metrics,
-            "flags": world.flags.as_dict(),
-            "theorem_applies": world.theorem_applies,
-            "reasons": world.reasons(),
-            "mixer": world.mixer.info(),
-            "sample": sample,
-            "train": {"final_loss": res.final_loss[k], "log_every": res.log_every,
-                      "history": res.history[k]},
-            "provenance": {**prov, "wall_s": round(time.perf_counter() - t_start, 3),
-                           "train_s": round(res.wall_s, 3),
-                           "steps_per_s": round(res.steps_per_s, 2),
-                           "group_size": len(cfgs)},
-        })
-    return records
 
 
 @dataclass
@@ -161,6 +123,70 @@ def embed(learner: Learner, params: dict, k: int, x: np.ndarray | torch.Tensor,
     out = [enc.apply(ep, x[i:i + chunk].to(dev)[None])[0].double().cpu()
            for i in range(0, x.shape[0], chunk)]
     return torch.cat(out).numpy()
+
+
+@dataclass
+class Trained:
+    """A trained group: its configs, the program (worlds, learners) and the training
+    result (stacked parameters, loss histories). ``record(k)`` scores member k."""
+
+    cfgs: list[RunConfig]
+    program: Program
+    result: TrainResult
+    device: torch.device
+    started: float
+
+    def embedding(self, k: int):
+        """Member k's encoder as a callable x -> h (numpy float64)."""
+        return member_embedding(self.program.learners[k], self.result.params, k, self.device)
+
+    def record(self, k: int, prov: dict | None = None) -> dict:
+        """Member k's record (the on-disk JSON layout): metrics on its held-out pairs."""
+        cfg, world, res = self.cfgs[k], self.program.worlds[k], self.result
+        diverged = bool(res.diverged[k])
+        metrics, sample = ({}, None) if diverged else \
+            score_member(cfg, world, self.embedding(k))
+        prov = provenance(self.device) if prov is None else prov
+        return {
+            "hash": config_hash(cfg),
+            "config": to_dict(cfg),
+            "seed": cfg.seed,
+            "status": "diverged" if diverged else "ok",
+            "diverged_at": res.diverged_at[k],
+            "metrics": metrics,
+            "flags": world.flags.as_dict(),
+            "theorem_applies": world.theorem_applies,
+            "reasons": world.reasons(),
+            "mixer": world.mixer.info(),
+            "sample": sample,
+            "train": {"final_loss": res.final_loss[k], "log_every": res.log_every,
+                      "history": res.history[k]},
+            "provenance": {**prov, "wall_s": round(time.perf_counter() - self.started, 3),
+                           "train_s": round(res.wall_s, 3),
+                           "steps_per_s": round(res.steps_per_s, 2),
+                           "group_size": len(self.cfgs)},
+        }
+
+
+def train_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
+                progress: bool = True, desc: str = "train") -> Trained:
+    """Train configs sharing one signature as a single batched program."""
+    if len({signature(c) for c in cfgs}) != 1:
+        raise ValueError("run_group needs configs with one shape signature")
+    dev = resolve_device(device)
+    started = time.perf_counter()
+    prog = build_program(cfgs, dev, progress)
+    res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=progress,
+                desc=desc)
+    return Trained(list(cfgs), prog, res, dev, started)
+
+
+def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
+              progress: bool = True, desc: str = "train") -> list[dict]:
+    """Train and evaluate configs sharing one signature; one record per member."""
+    trained = train_group(cfgs, device=device, progress=progress, desc=desc)
+    prov = provenance(trained.device)
+    return [trained.record(k, prov) for k in range(len(cfgs))]
 
 
 def run_configs(cfgs: list[RunConfig], *, device: str | torch.device = "auto",

@@ -30,28 +30,27 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from scipy.linalg import orthogonal_procrustes
 
+from identlab.core.fmt import fmt
 from identlab.core.io import write_bytes_atomic
-from identlab.core.schema import value_label
+from identlab.measure.stats import (
+    align_orthogonal,
+    axis_levels,
+    bound_rows,
+    cell_stats,
+    level_of,
+    numeric_levels,
+    ok_rows,
+)
+from identlab.measure.thresholds import BOUND_MARK_R2
 
-__all__ = ["heatmap", "line", "scatter", "bound", "save", "axis_levels", "level_of",
-           "numeric_levels", "is_unit_metric", "cell_stats", "scatter_cells",
-           "align_orthogonal", "fmt", "message_figure", "short_axis", "DPI", "RECOVERED_R2"]
+__all__ = ["heatmap", "line", "scatter", "bound", "save", "is_unit_metric", "scatter_cells",
+           "message_figure", "short_axis", "DPI"]
 
 DPI = 120
-RECOVERED_R2 = 0.5  # below this r2_hz a run is marked as "not recovered" on the bound plot
 UNIT_RE = re.compile(r"^(nl_)?(r2|cca|mcc)|_rate$|^bound_holds$")
 EXPANDED_RE = re.compile(r"^(?P<key>.+)\[(?P<i>\d+)\]$")
 CMAP = "viridis"
-
-
-# ------------------------------------------------------------------ small helpers
-def fmt(x, digits: int = 3) -> str:
-    """A short number: 3 significant digits, 'n/a' for missing values."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    return f"{float(x):.{digits}g}"
 
 
 def is_unit_metric(metric: str) -> bool:
@@ -62,61 +61,6 @@ def is_unit_metric(metric: str) -> bool:
 def short_axis(axis: str) -> str:
     """``learner.objective.lam`` -> ``lam``; ``world.dynamics.rho[0]`` -> ``rho[0]``."""
     return axis.rsplit(".", 1)[-1]
-
-
-def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of finished (not diverged) runs."""
-    return df[df["status"] == "ok"] if "status" in df else df
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def axis_levels(df: pd.DataFrame, axis: str, grid: dict) -> list[str]:
-    """The ordered labels of ``axis``: grid order for a grid key, numeric order for a
-    list-expanded column ``key[i]``."""
-    if axis in grid:
-        return list(dict.fromkeys(value_label(v) for v in grid[axis]))
-    if axis in df:
-        vals = pd.to_numeric(df[axis], errors="coerce").dropna().unique()
-        return [fmt(v, 6) for v in sorted(vals)]
-    raise KeyError(f"{axis!r} is neither a grid key nor a results column")
-
-
-def level_of(df: pd.DataFrame, axis: str, grid: dict) -> pd.Series:
-    """Each row's label on ``axis`` (matches :func:`axis_levels`)."""
-    if axis in grid:
-        return df[f"cell.{axis}"].astype(str)
-    vals = pd.to_numeric(df[axis], errors="coerce")
-    return vals.map(lambda v: fmt(v, 6) if pd.notna(v) else "n/a")
-
-
-def numeric_levels(df: pd.DataFrame, axis: str, grid: dict) -> list[float] | None:
-    """Numeric value of every level of ``axis`` in level order, or None if not numeric."""
-    if axis in grid:
-        if not all(_is_number(v) for v in grid[axis]):
-            return None
-        by_label = {value_label(v): float(v) for v in grid[axis]}
-        return [by_label[lab] for lab in axis_levels(df, axis, grid)]
-    return [float(lab) for lab in axis_levels(df, axis, grid)]
-
-
-def cell_stats(df: pd.DataFrame, metric: str, keys: Sequence[str], grid: dict) -> pd.DataFrame:
-    """Mean, std (ddof 0) and count of ``metric`` over ok rows, per combination of
-    ``keys`` levels (over seeds, and over any grid axis not in ``keys``). Columns: one
-    per key (labels), ``mean``, ``std``, ``n``."""
-    rows = ok_rows(df)
-    vals = pd.to_numeric(rows[metric], errors="coerce") if metric in rows else pd.Series(
-        np.nan, index=rows.index)
-    frame = pd.DataFrame({k: level_of(rows, k, grid) for k in keys})
-    frame["v"] = vals.astype(float)
-    if not keys:
-        v = frame["v"].dropna()
-        return pd.DataFrame({"mean": [v.mean()], "std": [v.std(ddof=0)], "n": [len(v)]})
-    g = frame.dropna(subset=["v"]).groupby(list(keys), sort=False)["v"]
-    out = g.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
-    return out
 
 
 def _rotate_if_long(ax, labels: Sequence[str]) -> None:
@@ -373,16 +317,6 @@ def _line_axes(ax, metric, x, xl, xnum, logx, threshold) -> None:
     ax.grid(alpha=0.3)
 
 
-# ------------------------------------------------------------------ scatter
-def align_orthogonal(h: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre both and rotate h onto z by the orthogonal Procrustes solution R
-    (argmin ‖hc R − zc‖_F, as in :func:`identlab.metrics.procrustes`); returns
-    (hc R, centred z)."""
-    hc, zc = h - h.mean(axis=0), z - z.mean(axis=0)
-    r, _ = orthogonal_procrustes(hc, zc)
-    return hc @ r, zc
-
-
 def scatter_cells(df: pd.DataFrame, max_cells: int = 6) -> pd.DataFrame:
     """Up to ``max_cells`` rows spread evenly over the cell order (smallest ok seed of each
     cell that has a 2-D sample)."""
@@ -463,17 +397,6 @@ def frames(images: np.ndarray, z: np.ndarray, *, title: str | None = None) -> Fi
     return fig
 
 
-# ------------------------------------------------------------------ bound
-def bound_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Ok rows with a finite, positive bound and a finite Procrustes error."""
-    rows = ok_rows(df)
-    if "bound" not in rows or "procrustes" not in rows:
-        return rows.iloc[0:0]
-    b = pd.to_numeric(rows["bound"], errors="coerce")
-    p = pd.to_numeric(rows["procrustes"], errors="coerce")
-    return rows[np.isfinite(b) & (b > 0) & np.isfinite(p)]
-
-
 def bound(df: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Measured error (procrustes) vs the Thm-3 bound D + (ε + D)², log-log, with y = x;
     colour = bound_holds, ✕ = r2_hz < 0.5 (kept, not dropped); caption: fraction held."""
@@ -489,7 +412,7 @@ def bound(df: pd.DataFrame, *, title: str | None = None) -> Figure:
     p = np.maximum(p, floor)
     holds = rows["bound_holds"].astype("boolean").fillna(False).to_numpy(bool)
     r2 = pd.to_numeric(rows.get("r2_hz"), errors="coerce").to_numpy(float)
-    bad = np.nan_to_num(r2, nan=-np.inf) < RECOVERED_R2
+    bad = np.nan_to_num(r2, nan=-np.inf) < BOUND_MARK_R2
     se = pd.to_numeric(rows.get("bound_se"), errors="coerce").fillna(0).to_numpy(float)
     lo = min(b.min(), p.min()) / 1.8
     hi = max((b + 3 * se).max(), p.max()) * 1.8
@@ -535,7 +458,7 @@ def _bound_legend(any_bad: bool) -> list:
                Line2D([], [], marker="o", ls="", color="tab:red", label="bound violated")]
     if any_bad:
         handles.append(Line2D([], [], marker="X", ls="", color="0.4",
-                              label=f"r2_hz < {RECOVERED_R2}"))
+                              label=f"r2_hz < {BOUND_MARK_R2}"))
     return handles
 
 

@@ -20,10 +20,13 @@ import numpy as np
 import pandas as pd
 
 from identlab.core import seeding
+from identlab.core.fmt import fmt
 from identlab.core.io import read_json, write_bytes_atomic
 from identlab.core.schema import ConfigError, value_label
+from identlab.measure.stats import axis_levels, bound_rows, cell_stats, level_of, ok_rows
+from identlab.measure.thresholds import BOUND_MARK_R2
 from identlab.show import plots
-from identlab.show.plots import fmt, is_unit_metric, ok_rows, short_axis
+from identlab.show.plots import is_unit_metric, short_axis
 from identlab.sweep.store import Store
 
 __all__ = ["load_records", "records_frame", "write_report", "write_index", "report_dir",
@@ -221,7 +224,7 @@ def _pooled(axes_used: list[str], grid: dict) -> str:
 
 def _theorem_by_cell(df: pd.DataFrame, keys: list[str], grid: dict) -> pd.DataFrame:
     """Per (keys) cell: 'yes' if theorem_applies for every record, 'no' if for none."""
-    frame = pd.DataFrame({k: plots.level_of(df, k, grid) for k in keys})
+    frame = pd.DataFrame({k: level_of(df, k, grid) for k in keys})
     frame["t"] = df["theorem_applies"].astype("boolean").fillna(False).astype(bool)
     g = frame.groupby(keys, sort=False)["t"]
     out = g.agg(["all", "any"]).reset_index()
@@ -233,7 +236,7 @@ def heatmap_cells(df: pd.DataFrame, grid: dict, metric: str, x: str, y: str,
                   facet: str | None = None) -> pd.DataFrame:
     """Cell statistics behind a heatmap (mean, std, n, theorem) over (facet, x, y)."""
     keys = [k for k in (facet, x, y) if k]
-    st = plots.cell_stats(df, metric, keys, grid)
+    st = cell_stats(df, metric, keys, grid)
     if "theorem_applies" in df and len(st):
         st = st.merge(_theorem_by_cell(df, keys, grid), on=keys, how="left")
     return st
@@ -288,8 +291,8 @@ def _trend_text(df: pd.DataFrame, grid: dict, metric: str, axes: list[str]) -> s
     """Mean ± std at the first and last level of each axis, pooled over the others."""
     bits = []
     for axis in axes:
-        st = plots.cell_stats(df, metric, [axis], grid)
-        levels = [lv for lv in plots.axis_levels(df, axis, grid) if lv in set(st[axis])]
+        st = cell_stats(df, metric, [axis], grid)
+        levels = [lv for lv in axis_levels(df, axis, grid) if lv in set(st[axis])]
         if len(levels) < 2:
             continue
         first = st[st[axis] == levels[0]].iloc[0]
@@ -329,12 +332,12 @@ def describe_line(df: pd.DataFrame, grid: dict, p: dict) -> str:
     """One paragraph: per group, the metric at the first and last x and its best x."""
     metric, x, group = p.get("metric") or "r2_hz", p["x"], p.get("group")
     keys = [k for k in (group, x) if k]
-    st = plots.cell_stats(df, metric, keys, grid)
-    xl = plots.axis_levels(df, x, grid)
+    st = cell_stats(df, metric, keys, grid)
+    xl = axis_levels(df, x, grid)
     parts = [f"{metric} against {x} (mean ± std over runs; dots are single runs)"
              + (f", one line per {group}." if group else ".") + _pooled(
                  keys + [p.get("facet")], grid)]
-    groups = plots.axis_levels(df, group, grid) if group else [None]
+    groups = axis_levels(df, group, grid) if group else [None]
     for g in groups:
         sub = st if g is None else st[st[group] == g]
         sub = sub.assign(o=sub[x].map({lv: i for i, lv in enumerate(xl)})).sort_values("o")
@@ -368,7 +371,7 @@ def describe_scatter(df: pd.DataFrame, grid: dict, samples: dict) -> str:
 
 def describe_bound(df: pd.DataFrame) -> str:
     """One paragraph: how often the bound holds, slack, and the unrecovered runs."""
-    rows = plots.bound_rows(df)
+    rows = bound_rows(df)
     n_ok = len(ok_rows(df))
     if not len(rows):
         return (f"None of the {n_ok} finished runs has a positive Theorem-3 bound (it is "
@@ -377,14 +380,14 @@ def describe_bound(df: pd.DataFrame) -> str:
     holds = rows["bound_holds"].astype("boolean").fillna(False).astype(bool)
     ratio = pd.to_numeric(rows["procrustes"]) / pd.to_numeric(rows["bound"])
     r2 = pd.to_numeric(rows.get("r2_hz"), errors="coerce")
-    bad = r2.fillna(-np.inf) < plots.RECOVERED_R2
+    bad = r2.fillna(-np.inf) < BOUND_MARK_R2
     k, n = int(holds.sum()), len(rows)
     text = (f"{n} of {n_ok} finished runs have a positive bound. The bound holds "
             f"(procrustes ≤ bound + 3 SE of both estimates) in {k}/{n} runs "
             f"({100 * k / n:.0f}%); the median "
             f"ratio procrustes / bound is {fmt(ratio.median())} (range {fmt(ratio.min())}"
             f"–{fmt(ratio.max())}). {int(bad.sum())} runs have r2_hz < "
-            f"{plots.RECOVERED_R2} (marked ✕)")
+            f"{BOUND_MARK_R2} (marked ✕)")
     if bad.any():
         text += f"; the bound holds in {int(holds[bad].sum())}/{int(bad.sum())} of them"
     return text + ". " + _divergence(df)

@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from identlab.core.fmt import fmt
 from identlab.core.io import read_json, write_bytes_atomic
 from identlab.core.schema import ConfigError
+from identlab.measure.thresholds import BOUND_MARK_R2, EXACT_R2, STALL_R2
 from identlab.show import plots
-from identlab.show.plots import fmt
 from identlab.show.report import (
     load_records,
     plot_id,
@@ -74,9 +75,6 @@ GENNORM = {
 GRID_PAPER = {"lams": 9, "rhos": 7, "seeds": 3, "runs": 189,
               "claim": "most points below the diagonal; runs with R² < 0.5 dropped"}
 REACHER_PAPER = "R² rises with ρ and reaches about 0.95 at ρ = 0.99 (64 px, 100k pairs)"
-
-RECOVERED = 0.999  # "recovered" in the scaling table
-STALL = 0.99       # a single encoder below this R² in a Gaussian coupling world stalled
 
 
 # ---------------------------------------------------------------- helpers
@@ -139,10 +137,10 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
                      "median": float(np.median(r2)),
                      "std": float(r2.std(ddof=1)) if len(r2) > 1 else 0.0,
                      "min": float(r2.min()), "max": float(r2.max()),
-                     "frac_recovered": float(np.mean(r2 >= RECOVERED)),
-                     "stalled": int(np.sum(r2 < STALL)),
+                     "frac_recovered": float(np.mean(r2 >= EXACT_R2)),
+                     "stalled": int(np.sum(r2 < STALL_R2)),
                      "best3_median": float(np.median(best)) if len(best) else np.nan,
-                     "best3_frac": float(np.mean(best >= RECOVERED)) if len(best) else np.nan,
+                     "best3_frac": float(np.mean(best >= EXACT_R2)) if len(best) else np.nan,
                      "r2_xz": float(np.nanmean(pd.to_numeric(part["r2_xz"], errors="coerce"))),
                      "paper": paper})
     order = {o: i for i, o in enumerate(OBJECTIVE_ORDER)}
@@ -197,7 +195,7 @@ def scaling_figure(tab: pd.DataFrame) -> Figure:
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.invert_yaxis()
-    ax.axhline(1 - RECOVERED, color="grey", ls="--", lw=1)
+    ax.axhline(1 - EXACT_R2, color="grey", ls="--", lw=1)
     ax.set_xlabel("latent dimension N")
     ax.set_ylabel("1 − R²(h→z)  (log; up is better)")
     ax.grid(alpha=0.3, which="both")
@@ -215,10 +213,10 @@ def _scaling_findings(tab: pd.DataFrame) -> list[str]:
             continue
         stalled, seeds = int(part["stalled"].sum()), int(part["seeds"].sum())
         rec = int(round((part["frac_recovered"] * part["seeds"]).sum()))
-        out.append(f"{obj}: {rec}/{seeds} single encoders reach R² ≥ {RECOVERED} "
-                   f"and {stalled}/{seeds} stall below {STALL} (N = "
+        out.append(f"{obj}: {rec}/{seeds} single encoders reach R² ≥ {EXACT_R2} "
+                   f"and {stalled}/{seeds} stall below {STALL_R2} (N = "
                    f"{', '.join(str(n) for n in part['N'])}); emulated best of 3 reaches "
-                   f"≥ {RECOVERED} in {_frac_text(part['best3_frac'])} of the triples.")
+                   f"≥ {EXACT_R2} in {_frac_text(part['best3_frac'])} of the triples.")
     out += _ordering_text(tab)
     return out
 
@@ -260,7 +258,7 @@ def loss_separation(df: pd.DataFrame) -> dict:
     rec_loss, stall_loss = [], []
     for _, part in ok.groupby(["cfg.world.dim", "objective"]):
         r2, loss = part["r2_hz"].to_numpy(float), part["final_loss"].to_numpy(float)
-        good, bad = loss[r2 >= RECOVERED], loss[r2 < STALL]
+        good, bad = loss[r2 >= EXACT_R2], loss[r2 < STALL_R2]
         rec_loss += list(good)
         stall_loss += list(bad)
         if len(good) and len(bad):
@@ -296,8 +294,8 @@ def sigreg_effect(df: pd.DataFrame) -> dict:
         both = sig.index.intersection(align.index)
         a, b = align.loc[both].to_numpy(float), sig.loc[both].to_numpy(float)
         out[obj] = {"pairs": len(both), "same": int(np.sum(np.abs(a - b) < 1e-3)),
-                    "recovered": int(np.sum(b >= RECOVERED)),
-                    "align_recovered": int(np.sum(a >= RECOVERED))}
+                    "recovered": int(np.sum(b >= EXACT_R2)),
+                    "align_recovered": int(np.sum(a >= EXACT_R2))}
     return out
 
 
@@ -311,7 +309,7 @@ def _sigreg_effect_text(eff: dict) -> list[str]:
                    "collapse, the scaling table measures the alignment loss, not SIGReg.")
     if hi and hi["pairs"]:
         out.append(f"At λ = 1e-3, {hi['recovered']}/{hi['pairs']} encoders reach R² ≥ "
-                   f"{RECOVERED} against {hi['align_recovered']}/{hi['pairs']} with alignment "
+                   f"{EXACT_R2} against {hi['align_recovered']}/{hi['pairs']} with alignment "
                    "alone.")
     return out
 
@@ -471,7 +469,7 @@ def _gennorm_findings(tab: pd.DataFrame, tol: float = 0.1) -> list[str]:
 def grid_summary(df: pd.DataFrame) -> dict:
     ok = _ok(df)
     holds = ok["bound_holds"].dropna().astype(bool) if "bound_holds" in ok else pd.Series([])
-    low = ok[pd.to_numeric(ok["r2_hz"], errors="coerce") < plots.RECOVERED_R2]
+    low = ok[pd.to_numeric(ok["r2_hz"], errors="coerce") < BOUND_MARK_R2]
     low_holds = low["bound_holds"].dropna().astype(bool) if len(low) else pd.Series([])
     by_lam = ok.groupby(pd.to_numeric(ok["cfg.learner.objective.lam"]))["r2_hz"]
     return {"runs": len(df), "ok": len(ok), "diverged": int((df["status"] == "diverged").sum()),
@@ -641,7 +639,7 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
         text = (f"{s['runs']} runs ({s['ok']} ok, {s['diverged']} diverged; paper: "
                 f"{GRID_PAPER['runs']}). The bound holds within Monte-Carlo error in "
                 f"{s['holds']}/{s['checked']} runs, including {s['low_holds']}/{s['low']} "
-                f"runs with R² < {plots.RECOVERED_R2} that the paper's figure drops "
+                f"runs with R² < {BOUND_MARK_R2} that the paper's figure drops "
                 f"(paper: {GRID_PAPER['claim']}).")
         worst = min(s["by_lam"].items(), key=lambda kv: kv[1][0])
         best = s["by_lam"][s["best_lam"]]

@@ -10,7 +10,8 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from identlab.show.plots import fmt, ok_rows
+from identlab.core.fmt import fmt
+from identlab.measure.stats import ok_rows
 from identlab.studies.teach.compare import GAUSS, Arm, condition_text, level_table, weak_lams
 from identlab.studies.teach.runs import Budget, agg, cell, grid_values
 from identlab.studies.teach.text import Section, budget_note, lam_text, listing, save_png

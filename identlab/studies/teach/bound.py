@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from identlab.core.fmt import fmt
+from identlab.measure.stats import ok_rows
 from identlab.show.plots import bound as bound_figure
-from identlab.show.plots import fmt, ok_rows
 from identlab.studies.teach.text import Section, listing, md_table, save_png
 
 __all__ = ["section_bound", "bound_text"]

@@ -11,7 +11,9 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from identlab.show.plots import fmt, ok_rows
+from identlab.core.fmt import fmt
+from identlab.measure.stats import ok_rows
+from identlab.measure.thresholds import TWISTED_LINEAR_R2, TWISTED_NL_R2
 from identlab.studies.teach.runs import Budget, agg, cell
 from identlab.studies.teach.text import budget_note, contrast, levels_text, listing, md_table, ms
 
@@ -157,7 +159,7 @@ def weak_reference_text(b: Budget, sub: pd.DataFrame, ref: Arm, levels: Sequence
     info = {lv: cell(nl, ref.name, lv)[0] for lv in ref_levs}
     var = {lv: cell(hv, ref.name, lv)[0] for lv in ref_levs}
     collapsed = [lv for lv in ref_levs if info[lv] < 0.3 and var[lv] < 0.3]
-    twisted = [lv for lv in ref_levs if info[lv] >= 0.8 and lin[lv] < 0.5]
+    twisted = [lv for lv in ref_levs if info[lv] >= TWISTED_NL_R2 and lin[lv] < TWISTED_LINEAR_R2]
     text = (f"At {levels_text(levels, level_name)} {ref.desc} itself stays below R² "
             f"{REF_OK}, so these levels cannot test the condition")
     parts = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from identlab.show.plots import fmt
+from identlab.core.fmt import fmt
 from identlab.studies.teach.compare import (
     GAUSS,
     Arm,

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from identlab.config import RunConfig, config_hash
 from identlab.core.io import read_json, write_json_atomic
-from identlab.show.plots import ok_rows
+from identlab.measure.stats import ok_rows
 from identlab.sweep.executors import EXECUTORS
 from identlab.sweep.run import sweeps_dir
 from identlab.sweep.spec import SweepSpec, load_spec, plan

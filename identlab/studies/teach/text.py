@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from identlab.core.fmt import fmt
 from identlab.core.io import write_bytes_atomic
-from identlab.show.plots import DPI, fmt
+from identlab.show.plots import DPI
 
 __all__ = ["num", "ms", "md_table", "listing", "lam_text", "levels_text", "tolerance",
            "contrast", "budget_note", "save_png", "Section"]

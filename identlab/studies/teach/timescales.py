@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from identlab.core.fmt import fmt
 from identlab.measure import theory
-from identlab.show.plots import align_orthogonal, fmt, ok_rows
+from identlab.measure.stats import align_orthogonal, ok_rows
 from identlab.studies.teach.runs import Budget, grid_values
 from identlab.studies.teach.text import (
     Section,

@@ -9,7 +9,8 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from identlab.show.plots import align_orthogonal, fmt, ok_rows
+from identlab.core.fmt import fmt
+from identlab.measure.stats import align_orthogonal, ok_rows
 from identlab.studies.teach.runs import Budget
 from identlab.studies.teach.text import Section, budget_note, listing, md_table, ms, save_png
 

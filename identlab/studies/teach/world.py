@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from identlab.core import seeding
+from identlab.core.fmt import fmt
 from identlab.measure.metrics import r2_linear
-from identlab.show.plots import fmt
 from identlab.studies.teach.text import Section, listing, md_table, save_png
 from identlab.studies.teach.worlds import PLOT_SEED
 

@@ -1,0 +1,34 @@
+"""Named thresholds on R²(h→z): what each one means and why it has its value.
+
+R² here is the held-out pooled linear R² of z from h (``metrics.r2_linear``); 1 means z
+is an affine function of h. Each threshold answers a different question, so each has
+its own name; none of them is a tuning knob of the science.
+"""
+
+__all__ = ["RECOVERED_R2", "BOUND_MARK_R2", "EXACT_R2", "STALL_R2", "TWISTED_NL_R2",
+           "TWISTED_LINEAR_R2"]
+
+# Phase diagrams call a cell recovered at R² ≥ 0.95 (the spec's heatmap ``threshold``);
+# 0.95 is the paper's own "linear identifiability" cut in its gennorm figure. Light-tailed
+# non-Gaussian laws can reach it even at the Gaussianized optimum Φ⁻¹(F(z)) (whose R²
+# against z is 0.955-0.963), so a verdict class must back a failure claim there.
+RECOVERED_R2 = 0.95
+
+# The bound figure marks runs below this as "not recovered": the approximation bound of
+# Thm 3 is only informative for an h that is roughly linear in z (at R² 0.5 half of z's
+# variance is already lost, and the bound is vacuous beyond that).
+BOUND_MARK_R2 = 0.5
+
+# The paper's scaling table counts an encoder as recovered at R² ≥ 0.999: with a matched
+# (exactly invertible) encoder on a coupling world the optimum is reachable to rounding,
+# so anything below is an optimisation stall, not an approximation.
+EXACT_R2 = 0.999
+
+# A single encoder of the scaling study below this R² has stalled (a plateau the paper
+# hides with best-of-three selection); between STALL_R2 and EXACT_R2 it is still moving.
+STALL_R2 = 0.99
+
+# The teaching walkthrough calls a world "twisted" when a nonlinear read-out keeps z
+# (kNN R² ≥ 0.8: the information is there) while the linear one loses it (< 0.5).
+TWISTED_NL_R2 = 0.8
+TWISTED_LINEAR_R2 = 0.5
