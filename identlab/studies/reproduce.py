@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from matplotlib.figure import Figure
 
 from identlab.core.fmt import fmt
@@ -46,35 +47,22 @@ __all__ = ["PAPER_SWEEPS", "SCALING", "GENNORM_ALPHAS", "GENNORM", "objective_na
 PAPER_SWEEPS = ("paper_scaling", "paper_gennorm", "paper_gennorm_stationary", "paper_grid")
 
 # ---------------------------------------------------------------- published numbers
-# Scaling table: N -> (R²(x→z), SIGReg λ 1e-6, whitening λ 0.5, InfoNCE σ 1); 5 seeds,
-# 20 000 steps, best of 3 encoders by final training loss for N <= 32.
-SCALING = {
-    2: (.781, .999998, .999996, .950961),
-    4: (.727, .999996, .999987, .910871),
-    8: (.728, .999993, .999988, .886818),
-    16: (.734, .999988, .999987, .999880),
-    32: (.737, .999981, .999981, .907809),
-    64: (.737, .999966, .999968, .648496),
-    128: (.739, .999938, .999942, .566955),
-    256: (.742, .999884, .999889, .696587),
-    512: (.749, .999775, .999785, .704393),
-    1024: (.763, .999561, .999582, .720241),
-}
-SCALING_OBJECTIVES = ("SIGReg λ=1e-06", "whitening", "InfoNCE")
-OBJECTIVE_ORDER = ("SIGReg λ=1e-06", "SIGReg λ=0.001", "whitening", "InfoNCE", "align only")
-BEST_OF_PAPER_MAX_N = 32  # the paper selects the best of 3 encoders up to this N
+def _published() -> dict:
+    """The paper's numbers and their sources (``paper_numbers.yaml`` beside this file)."""
+    return yaml.safe_load((Path(__file__).with_name("paper_numbers.yaml")).read_text())
 
-# Generalized-normal ablation, R² on a 100 x 100 grid over [-3, 3]², read off the
-# published figure (approximate).
-GENNORM_ALPHAS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-GENNORM = {
-    "SIGReg λ=0.001": (.02, .75, .95, .98, 1.0, .98, .75, .61, .55),
-    "InfoNCE": (.14, .84, .99, 1.0, 1.0, .98, .78, .53, .66),
-    "whitening": (.04, 0.0, .17, .50, .99, .93, .70, .50, .45),
-}
-GRID_PAPER = {"lams": 9, "rhos": 7, "seeds": 3, "runs": 189,
-              "claim": "most points below the diagonal; runs with R² < 0.5 dropped"}
-REACHER_PAPER = "R² rises with ρ and reaches about 0.95 at ρ = 0.99 (64 px, 100k pairs)"
+
+PUBLISHED = _published()
+# Scaling table: N -> (R²(x→z), SIGReg λ 1e-6, whitening λ 0.5, InfoNCE σ 1)
+SCALING = {int(n): tuple(v) for n, v in PUBLISHED["scaling"]["rows"].items()}
+SCALING_OBJECTIVES = tuple(PUBLISHED["scaling"]["columns"][1:])
+OBJECTIVE_ORDER = ("SIGReg λ=1e-06", "SIGReg λ=0.001", "whitening", "InfoNCE", "align only")
+BEST_OF_PAPER_MAX_N = PUBLISHED["scaling"]["best_of_max_n"]
+# Generalized-normal ablation: R² on the grid, read off the published figure
+GENNORM_ALPHAS = tuple(PUBLISHED["gennorm"]["alphas"])
+GENNORM = {k: tuple(v) for k, v in PUBLISHED["gennorm"]["curves"].items()}
+GRID_PAPER = {k: v for k, v in PUBLISHED["grid"].items() if k not in ("source", "how")}
+REACHER_PAPER = PUBLISHED["reacher"]["claim"]
 
 
 # ---------------------------------------------------------------- helpers
