@@ -233,7 +233,7 @@ def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
     for key, value in ordered:
         parts = key.split(".")
         node = data
-        for i, part in enumerate(parts[:-1]):
+        for i in range(len(parts) - 1):
             node = _section(node, parts, i, key)
         last = parts[-1]
         if last == "kind" and node.get("kind") not in (None, value):

@@ -9,7 +9,7 @@ A record is written to a temp file in the same directory, fsync'ed, then renamed
 kill at any moment leaves either the old state or the complete new file.
 
 A record counts as done only if it parses, its ``hash`` field equals its file name and
-its ``config`` hashes to that name (:func:`record_problem`). Anything else in
+its ``config`` (where it has one) hashes to that name (:func:`record_problem`). Anything else in
 ``records/`` (truncated, garbage, a foreign writer's file) is moved to
 ``records/quarantine/`` (kept for inspection, never read again), reported by
 :meth:`Store.quarantine`, and its run is redone.
@@ -85,17 +85,19 @@ def config_digest(config: dict) -> str:
 
 def record_problem(rec, key: str) -> str | None:
     """Why ``rec`` (parsed from ``records/<key>.json``, None when unparsable) cannot be
-    trusted as the record of ``key``, or None when it can."""
+    trusted as the record of ``key``, or None when it can: it must be a JSON object whose
+    ``hash`` is its file name and whose ``config``, where it has one, hashes to it."""
     if rec is None:
         return "does not parse as JSON (truncated or corrupt)"
     if not isinstance(rec, dict):
         return "is not a JSON object"
     if rec.get("hash") != key:
         return f"its hash {rec.get('hash')!r} is not its file name"
-    if not isinstance(rec.get("config"), dict) or config_digest(rec["config"]) != key:
+    config = rec.get("config")
+    if config is not None and (not isinstance(config, dict) or config_digest(config) != key):
         return "its config does not hash to its file name"
-    if rec.get("status") not in ("ok", "diverged") or not isinstance(rec.get("metrics"), dict):
-        return "has no valid status and metrics"
+    if rec.get("status", "ok") not in ("ok", "diverged"):
+        return f"unknown status {rec.get('status')!r}"
     return None
 
 
@@ -170,6 +172,16 @@ class Store:
                              f"({e.strerror or e}); the {len(self.keys())} records written "
                              "are whole — free space and rerun to resume") from None
 
+    def clean_temp(self) -> int:
+        """Remove temp files left by writers killed mid-write (call under :meth:`lock`,
+        when no other writer can be between its write and its rename). Returns how many."""
+        n = 0
+        for d in (self.root, self.dir):
+            for p in d.glob(".*.tmp") if d.is_dir() else []:
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
+
     def keep_spec(self) -> None:
         """Remember ``spec.json`` as it is now, so :meth:`ensure_dir` can restore it."""
         try:
@@ -198,10 +210,10 @@ class Store:
         path = self.root / ".lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:  # a POSIX record lock: not inherited by forked workers, freed on exit
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 raise StoreError("--out", f"{str(self.root)!r} is being written by another "
