@@ -105,14 +105,23 @@ def run_local(pending: Pending, store: Store, *, device, bar, max_members, progr
         store.ensure_dir()
 
 
-def _ignore_sigint() -> None:
-    """Worker initializer: an idle worker ignores Ctrl-C (the parent decides)."""
+_STOP = None  # in a worker: the pool's stop event (set by the parent on Ctrl-C)
+
+
+def _init_worker(stop) -> None:
+    """Worker initializer: remember the stop event; an idle worker ignores Ctrl-C (the
+    parent decides what happens)."""
+    global _STOP
+    _STOP = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_chunk(*args) -> int:
-    """:func:`run_chunk` in a worker: interruptible (abandoned, nothing written) while it
+    """:func:`run_chunk` in a worker: skipped once the parent has stopped (chunks already
+    handed to the worker queue), interruptible (abandoned, nothing written) while it
     trains, deaf to SIGINT while idle."""
+    if _STOP is not None and _STOP.is_set():
+        return 0
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run_chunk(*args)
@@ -123,8 +132,8 @@ def _worker_chunk(*args) -> int:
 def run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
                 **_) -> None:
     """Chunks in ``workers`` local processes (one torch thread each by default). On an
-    error or Ctrl-C the queued chunks are cancelled; on Ctrl-C the running ones are
-    interrupted too (SIGINT to the workers, the only children of this process)."""
+    error or Ctrl-C no further chunk starts; on Ctrl-C the running ones are interrupted
+    too (SIGINT to the workers, the only children of this process)."""
     check_workers(workers)
     _run_process(pending, store, device=device, bar=bar, max_members=max_members,
                  workers=workers)
@@ -135,7 +144,9 @@ def _run_process(pending: Pending, store: Store, *, device, bar, max_members, wo
                  **_) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     todo = chunks(pending, device, max_members)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    stop = multiprocessing.Event()
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                               initargs=(stop,))
     try:
         futs = {pool.submit(_worker_chunk, _as_items(c), str(store.root), device, False,
                             threads) for c in todo}
@@ -144,9 +155,11 @@ def _run_process(pending: Pending, store: Store, *, device, bar, max_members, wo
             for f in done:
                 bar.update(f.result())
             store.ensure_dir()
-    except KeyboardInterrupt:
-        for child in multiprocessing.active_children():
-            os.kill(child.pid, signal.SIGINT)
+    except BaseException as e:
+        stop.set()
+        if isinstance(e, KeyboardInterrupt):
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGINT)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
