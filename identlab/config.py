@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from identlab.core.registry import ENCODERS, MIXERS
-from identlab.core.schema import ConfigError, build, interval, param, to_dict
+from identlab.core.schema import ConfigError, build, field_default, interval, param, to_dict
 from identlab.learn.config import LearnerConfig, TrainConfig
 from identlab.measure.config import EvalConfig
 from identlab.world.config import WorldConfig
@@ -65,21 +65,58 @@ def _check_observations(cfg: RunConfig) -> None:
 
 
 # ---------------------------------------------------------------- loading
+MAX_CONFIG_BYTES = 1 << 20     # a config or spec file larger than 1 MiB is refused
+MAX_CONFIG_NODES = 100_000     # values after YAML alias expansion (bounds alias bombs)
+
+
 def load_yaml(path: str | Path) -> dict:
+    """The top-level mapping of a YAML file, bounded in size and alias expansion."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError("config", f"{str(path)!r} is a directory, not a config file")
     if not p.is_file():
         raise ConfigError("config", f"{str(path)!r}: no such file")
     try:
-        data = yaml.safe_load(p.read_text())
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError("config", f"{str(path)!r}: cannot read ({e.strerror})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError("config", f"{str(path)!r}: {len(raw):,} bytes; a config may have "
+                          f"at most {MAX_CONFIG_BYTES:,}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("config", f"{str(path)!r}: not a text file (expected UTF-8 "
+                          "YAML)") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
         raise ConfigError("config", f"{str(path)!r}: not valid YAML{where}") from None
+    check_expansion(data, "config")
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("config", f"{str(path)!r}: top level must be a mapping")
     return data
+
+
+def check_expansion(data: Any, where: str, limit: int = MAX_CONFIG_NODES) -> None:
+    """Refuse data with more than ``limit`` values once YAML aliases are expanded (an
+    alias bomb loads as a small shared graph but explodes when copied or hashed; a
+    self-referencing alias never ends). Counts with an explicit stack and stops early."""
+    stack, count = [data], 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            raise ConfigError(where, f"more than {limit:,} values after expanding YAML "
+                              "aliases (&/*); write the config out plainly")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
@@ -89,30 +126,32 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
         if "=" not in item:
             raise ConfigError(item, "override must look like key=value")
         key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError("override", f"{item!r}: no field name before '=' (write "
+                              "key=value, e.g. train.steps=100)")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
-        out.append((key.strip(), value))
+        check_expansion(value, key)
+        out.append((key, value))
     return out
 
 
 def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
     """Set dotted keys in a nested dict (copied). Changing a section's ``kind`` resets
-    that section to ``{kind: new}`` first, so parameters of the old kind do not leak."""
+    that section to ``{kind: new}`` first, so parameters of the old kind do not leak.
+    A key that goes through a plain value (``world.dim.x``, ``world.latent.kind.x``) is
+    refused."""
+    check_expansion(data, "config")
     data = json.loads(json.dumps(data))  # deep copy of plain data
     ordered = sorted(overrides, key=lambda kv: not kv[0].endswith(".kind"))
     for key, value in ordered:
         parts = key.split(".")
         node = data
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.get(part)
-            if isinstance(nxt, str) and i == len(parts) - 2:  # "latent: gaussian" shorthand
-                nxt = {"kind": nxt}
-            if not isinstance(nxt, dict):
-                nxt = {}
-            node[part] = nxt
-            node = nxt
+        for i in range(len(parts) - 1):
+            node = _section(node, parts, i, key)
         last = parts[-1]
         if last == "kind" and node.get("kind") not in (None, value):
             node.clear()
@@ -120,11 +159,29 @@ def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
     return data
 
 
+def _section(node: dict, parts: list[str], i: int, key: str) -> dict:
+    """The mapping at ``parts[i]`` under ``node`` (created when missing)."""
+    part = parts[i]
+    nxt = node.get(part)
+    where = ".".join(parts[:i + 1])
+    if part == "kind":
+        raise ConfigError(key, f"{where} names a kind; it has no fields to set")
+    if isinstance(nxt, str) and i == len(parts) - 2:  # "latent: gaussian" shorthand
+        nxt = {"kind": nxt}
+    elif nxt is None:
+        nxt = {}
+    elif not isinstance(nxt, dict):
+        raise ConfigError(key, f"{where} = {nxt!r} is a value, not a section")
+    node[part] = nxt
+    return nxt
+
+
 def load_run(source: str | Path | dict | None = None,
              overrides: list[str] | list[tuple[str, Any]] | None = None) -> RunConfig:
     """Validate a run config from a YAML path or mapping plus overrides."""
     data = {} if source is None else (dict(source) if isinstance(source, dict)
                                       else load_yaml(source))
+    check_expansion(data, "config")
     data = fill_kinds(RunConfig, data)
     if overrides:
         pairs = parse_overrides(overrides) if isinstance(overrides[0], str) else overrides
@@ -145,9 +202,7 @@ def fill_kinds(cls: type, data: Any) -> Any:
         value = out[f.name]
         if f.metadata.get("registry") is not None:
             if isinstance(value, dict) and "kind" not in value:
-                default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
-                    else f.default
-                out[f.name] = {"kind": default.kind, **value}
+                out[f.name] = {"kind": field_default(f).kind, **value}
         elif dataclasses.is_dataclass(hints.get(f.name)):
             out[f.name] = fill_kinds(hints[f.name], value)
     return out

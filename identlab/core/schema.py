@@ -4,12 +4,20 @@
 unknown keys are errors, values are coerced to the annotated type, and each field's
 declared check runs. Every error is a :class:`ConfigError` naming the dotted field, the
 value and what is allowed.
+
+The checks also run whenever a config is constructed directly in Python
+(``TrainConfig(steps=-5)``, ``dataclasses.replace(cfg, seed=-3)``): every ``param`` field
+with a plain default is a :class:`Checked` data descriptor, so the dataclass ``__init__``
+assigns through it, and it coerces the value to the annotated type and runs the field's
+check (dataclasses support descriptor-typed fields; the class attribute still reads as
+the default). Non-finite floats are refused everywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from collections.abc import Callable
@@ -24,15 +32,80 @@ class ConfigError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        self.message = message
+
+    def __reduce__(self):  # survives pickling (errors raised in worker processes)
+        return type(self), (self.field, self.message)
 
 
 def param(default: Any = dataclasses.MISSING, *, check: Check | None = None, doc: str = "",
           registry: Any = None, factory: Callable[[], Any] | None = None) -> Any:
-    """A dataclass field with a validation ``check`` and a one-line ``doc``."""
+    """A dataclass field with a validation ``check`` and a one-line ``doc``. A field with a
+    plain default is validated at every construction (see :class:`Checked`)."""
     meta = {"check": check, "doc": doc, "registry": registry}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+    if default is dataclasses.MISSING or registry is not None:
+        return dataclasses.field(default=default, metadata=meta)
+    return dataclasses.field(default=Checked(default, check), metadata=meta)
+
+
+class Checked:
+    """Data descriptor of one config field: ``__set__`` (run by the dataclass ``__init__``)
+    coerces the value to the field's annotation and runs its check, raising a
+    :class:`ConfigError` that names the field. Values live in the instance ``__dict__``."""
+
+    def __init__(self, default: Any, check: Check | None) -> None:
+        self.default = default
+        self.check = check
+        self.name = ""
+        self.owner: type | None = None
+        self._hint: Any = dataclasses.MISSING
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def __repr__(self) -> str:
+        return repr(self.default)
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self.default
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if value is self:  # the dataclass passes its default (this descriptor) through
+            value = self.default
+        if self._hint is dataclasses.MISSING:
+            self._hint = typing.get_type_hints(self.owner)[self.name]
+        obj.__dict__[self.name] = check_value(self.name, value, self._hint, self.check)
+
+
+def check_value(path: str, value: Any, tp: Any, check: Check | None) -> Any:
+    """``value`` coerced to ``tp`` and passed through ``check``, or a ConfigError."""
+    out = _coerce(value, tp, path)
+    msg = check(out) if check is not None and out is not None else None
+    if msg is None and not _finite(out):
+        msg = "must be a finite number"
+    if msg:
+        raise ConfigError(path, f"= {_fmt(value)}: {msg}")
+    return out
+
+
+def _finite(v: Any) -> bool:
+    if isinstance(v, float):
+        return math.isfinite(v)
+    return all(_finite(x) for x in v) if isinstance(v, tuple) else True
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """The default value of a dataclass field (unwrapping a :class:`Checked`)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default.default if isinstance(f.default, Checked) else f.default
 
 
 # ---------------------------------------------------------------- checks
@@ -115,19 +188,37 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
 
 def _number(value: Any, tp: type, path: str) -> Any:
     """An int or float from a number or a numeric string (``"1e-3"`` is a string in YAML
-    1.1); booleans and non-integral floats for ints are refused."""
+    1.1); booleans and non-integral floats for ints are refused. An
+    integral float written as a string for an int (``1e2``) is refused with the integer
+    to write instead."""
     what = "an integer" if tp is int else "a number"
-    if not isinstance(value, bool):
-        if isinstance(value, int) or (tp is float and isinstance(value, float)):
-            return tp(value)
-        if tp is int and isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return tp(value)
-            except ValueError:
-                pass
-    raise ConfigError(path, f"= {_fmt(value)}: expected {what}")
+    if isinstance(value, str):
+        value = _parse_number(value, tp, path)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(path, f"= {_fmt(value)}: expected {what}")
+    if isinstance(value, numbers.Integral):
+        return tp(value)
+    value = float(value)
+    if tp is float:
+        return value
+    if value.is_integer():
+        return int(value)
+    raise ConfigError(path, f"= {_fmt(value)}: expected an integer")
+
+
+def _parse_number(text: str, tp: type, path: str) -> Any:
+    what = "an integer" if tp is int else "a number"
+    try:
+        return int(text) if tp is int else float(text)
+    except ValueError:
+        pass
+    try:
+        x = float(text)
+    except ValueError:
+        raise ConfigError(path, f"= {_fmt(text)}: expected {what}") from None
+    if tp is int and math.isfinite(x) and x.is_integer():
+        raise ConfigError(path, f"= {_fmt(text)}: {text} is a float; write {int(x)}")
+    raise ConfigError(path, f"= {_fmt(text)}: expected {what}")
 
 
 def _type_name(tp: Any) -> str:
@@ -164,24 +255,15 @@ def build(cls: type, data: Any, path: str = "") -> Any:
         registry = f.metadata.get("registry")
         if name not in data:
             if registry is not None:  # default section: rebuild from its own default
-                default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
-                    else f.default
-                kwargs[name] = build_section(registry, default, sub)
+                kwargs[name] = build_section(registry, field_default(f), sub)
             continue
         value = data[name]
         if registry is not None:
             if isinstance(value, dict) and "kind" not in value:  # partial section: keep
-                default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
-                    else f.default                              # the default kind
-                value = {"kind": default.kind, **value}
+                value = {"kind": field_default(f).kind, **value}  # the default kind
             kwargs[name] = build_section(registry, value, sub)
         else:
-            kwargs[name] = _coerce(value, hints[name], sub)
-        check = f.metadata.get("check")
-        if check is not None and kwargs[name] is not None:
-            msg = check(kwargs[name])
-            if msg:
-                raise ConfigError(sub, f"= {_fmt(value)}: {msg}")
+            kwargs[name] = check_value(sub, value, hints[name], f.metadata.get("check"))
     try:
         return cls(**kwargs)
     except ConfigError as e:
@@ -199,7 +281,7 @@ def build_section(registry: Any, data: Any, path: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(path, f"= {_fmt(data)}: expected a mapping with a 'kind'")
     kind = data.get("kind")
-    if kind not in registry:
+    if not isinstance(kind, str) or kind not in registry:
         raise ConfigError(_join(path, "kind"),
                           f"= {_fmt(kind)}: must be one of {', '.join(registry.kinds())}")
     return build(registry.params_class(kind), data, path)

@@ -6,9 +6,12 @@ loss depends only on its own slice of the parameters and AdamW is elementwise, t
 gradient of the summed loss gives every member exactly its own update; per-member
 hyper-parameters (lr, betas, eps, weight decay) are (K,) tensors.
 
-A member whose loss becomes non-finite is frozen (lr 0, gradients masked) and reported
-``diverged`` with the step it happened; the others go on unaffected. Nothing here looks
-at ground truth.
+A member diverges when its loss becomes non-finite or blows up: ``|L_s| >
+DIVERGENCE_FACTOR · max(|L_0|, LOSS_FLOOR)`` with L_0 its first-step loss (losses of the
+objectives here shrink from L_0 or stay within a few units of it; a factor 10⁴ above is a
+runaway, e.g. lr = 30 ends near 1e10). Such a member is frozen (lr 0, gradients masked)
+and reported ``diverged`` with the step it happened; the others go on unaffected.
+Nothing here looks at ground truth.
 """
 
 from __future__ import annotations
@@ -23,9 +26,24 @@ from tqdm.auto import tqdm
 
 from identlab.core.schema import ConfigError
 
-__all__ = ["Hyper", "TrainResult", "lr_factor", "train", "resolve_device"]
+__all__ = ["Hyper", "TrainResult", "lr_factor", "train", "resolve_device", "blown_up",
+           "divergence_limit", "DIVERGENCE_FACTOR", "LOSS_FLOOR"]
 
 Params = dict[str, torch.Tensor]
+
+DIVERGENCE_FACTOR = 1e4  # |loss| above this multiple of the first-step loss: diverged
+LOSS_FLOOR = 1.0         # first-step losses below this count as this (no 0·factor)
+
+
+def divergence_limit(first: torch.Tensor) -> torch.Tensor:
+    """(K,) ``DIVERGENCE_FACTOR · max(|L_0|, LOSS_FLOOR)``; a non-finite L_0 counts as 0."""
+    first = torch.where(torch.isfinite(first), first, torch.zeros_like(first))
+    return DIVERGENCE_FACTOR * first.abs().clamp_min(LOSS_FLOOR)
+
+
+def blown_up(loss: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
+    """(K,) bool: the loss is non-finite or ``|loss| > limit`` (see divergence_limit)."""
+    return ~torch.isfinite(loss) | (loss.abs() > limit)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -180,12 +198,15 @@ def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
     bar = tqdm(range(hyper.steps), desc=desc, disable=not progress, leave=False,
                dynamic_ncols=True, mininterval=0.5)
     t0 = time.perf_counter()
+    limit: torch.Tensor | None = None
     for step in bar:
         batch = batches(step)
         loss = loss_fn(params, batch)  # (K,)
-        finite = torch.isfinite(loss)
-        newly_dead = alive & ~finite
-        alive = alive & finite
+        if limit is None:
+            limit = divergence_limit(loss.detach())
+        ok = ~blown_up(loss.detach(), limit)
+        newly_dead = alive & ~ok
+        alive = alive & ok
         total = torch.where(alive, loss, torch.zeros_like(loss)).sum()
         grads = torch.autograd.grad(total, list(params.values()), allow_unused=True)
         if bool(newly_dead.any()):

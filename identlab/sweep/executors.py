@@ -4,16 +4,26 @@ Every executor receives the pending (config, sweep metadata) pairs, cuts them in
 batched chunks (same shape signature, memory-bounded), and each chunk's records are
 written to the store as soon as the chunk finishes — so a killed sweep loses at most
 the chunks in flight.
+
+Each executor holds the store's write lock while it runs (a second sweep into the same
+directory is refused), drops work another writer finished in the meantime, and
+restores a directory deleted under it. Ctrl-C (KeyboardInterrupt) cancels every queued
+chunk and abandons the running ones (their records are not written); the caller prints
+one line and exits 130.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from identlab.config import RunConfig, build
+from identlab.config import RunConfig, build, config_hash
 from identlab.core.schema import ConfigError, to_dict
 from identlab.sweep.store import Store
 
@@ -24,12 +34,44 @@ Pending = list[tuple[RunConfig, dict]]
 
 def chunks(pending: Pending, device, max_members: int | None) -> list[Pending]:
     """Group by shape signature, then split each group to the memory budget."""
-    from identlab.learn.budget import chunk_groups
+    from identlab.learn.program import chunk_groups
+
+    check_max_members(max_members)
     from identlab.learn.train import resolve_device
 
     idx = chunk_groups([c for c, _ in pending], resolve_device(device),
                        max_members=max_members)
     return [[pending[i] for i in chunk] for chunk in idx]
+
+
+def check_max_members(max_members: int | None) -> None:
+    if max_members is not None and (isinstance(max_members, bool)
+                                    or not isinstance(max_members, int) or max_members < 1):
+        raise ConfigError("--max-members", f"= {max_members!r}: must be an integer >= 1 "
+                          "(or unset: the memory budget decides)")
+
+
+def check_workers(workers: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError("--workers", f"= {workers!r}: must be an integer >= 1")
+
+
+def exclusive(fn: Callable) -> Callable:
+    """Run executor ``fn`` holding the store's write lock, on the pending items no other
+    writer has finished meanwhile, restoring the directory if it vanishes under it."""
+    @functools.wraps(fn)
+    def run(pending: Pending, store: Store, *, bar, **kw) -> None:
+        check_max_members(kw.get("max_members"))
+        with store.lock():
+            store.clean_temp()
+            store.keep_spec()
+            todo = [(c, m) for c, m in pending if not store.has(config_hash(c))]
+            bar.update(len(pending) - len(todo))
+            if todo:
+                fn(todo, store, bar=bar, **kw)
+            store.ensure_dir()
+
+    return run
 
 
 def run_chunk(items: list[tuple[dict, dict]], root: str, device: str = "auto",
@@ -55,32 +97,80 @@ def _as_items(chunk: Pending) -> list[tuple[dict, dict]]:
     return [(to_dict(c), m) for c, m in chunk]
 
 
+@exclusive
 def run_local(pending: Pending, store: Store, *, device, bar, max_members, progress,
               **_) -> None:
     for chunk in chunks(pending, device, max_members):
         bar.update(run_chunk(_as_items(chunk), str(store.root), device, progress))
+        store.ensure_dir()
+
+
+_STOP = None  # in a worker: the pool's stop event (set by the parent on Ctrl-C)
+
+
+def _init_worker(stop) -> None:
+    """Worker initializer: remember the stop event; an idle worker ignores Ctrl-C (the
+    parent decides what happens)."""
+    global _STOP
+    _STOP = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_chunk(*args) -> int:
+    """:func:`run_chunk` in a worker: skipped once the parent has stopped (chunks already
+    handed to the worker queue), interruptible (abandoned, nothing written) while it
+    trains, deaf to SIGINT while idle."""
+    if _STOP is not None and _STOP.is_set():
+        return 0
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run_chunk(*args)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
                 **_) -> None:
-    """Chunks in ``workers`` local processes (one torch thread each by default)."""
-    if workers < 1:
-        raise ConfigError("--workers", f"= {workers}: must be >= 1")
+    """Chunks in ``workers`` local processes (one torch thread each by default). On an
+    error or Ctrl-C no further chunk starts; on Ctrl-C the running ones are interrupted
+    too (SIGINT to the workers, the only children of this process)."""
+    check_workers(workers)
+    _run_process(pending, store, device=device, bar=bar, max_members=max_members,
+                 workers=workers)
+
+
+@exclusive
+def _run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
+                 **_) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     todo = chunks(pending, device, max_members)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futs = {pool.submit(run_chunk, _as_items(c), str(store.root), device, False,
+    stop = multiprocessing.Event()
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                               initargs=(stop,))
+    try:
+        futs = {pool.submit(_worker_chunk, _as_items(c), str(store.root), device, False,
                             threads) for c in todo}
         while futs:
             done, futs = wait(futs, return_when=FIRST_COMPLETED)
             for f in done:
                 bar.update(f.result())
+            store.ensure_dir()
+    except BaseException as e:
+        stop.set()
+        if isinstance(e, KeyboardInterrupt):
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGINT)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
+@exclusive
 def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm,
               **_) -> None:
     """A submitit job array, one job per chunk. ``slurm['cluster']='local'`` runs the
-    same path with submitit's local executor (used by the tests)."""
+    same path with submitit's local executor (used by the tests). Ctrl-C cancels every
+    job of the array."""
     try:
         import submitit
     except ImportError:
@@ -97,8 +187,15 @@ def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm
     todo = chunks(pending, device, max_members)
     jobs = ex.map_array(run_chunk, [_as_items(c) for c in todo],
                         [str(store.root)] * len(todo), [device] * len(todo))
-    for job in jobs:
-        bar.update(job.result())
+    try:
+        for job in jobs:
+            bar.update(job.result())
+            store.ensure_dir()
+    except BaseException:
+        for job in jobs:
+            with contextlib.suppress(Exception):
+                job.cancel(check=False)
+        raise
 
 
 EXECUTORS: dict[str, Callable] = {"local": run_local, "process": run_process,

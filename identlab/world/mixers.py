@@ -24,6 +24,12 @@ __all__ = ["Mixer", "MLPMixer", "Coupling", "Spiral", "Banana", "Sinusoid", "Ide
 
 Weights = dict[str, torch.Tensor]
 
+# |turns|, |bend|, |amplitude|, |frequency| above this fold the 2-D plane so finely that
+# float32 observations of unit-scale latents lose the latent (refused at config time)
+SHAPE_LIMIT = 100.0
+# a world whose mixer weights would need more than this is refused when it is configured
+MAX_MIXER_BYTES = 8 * 2**30
+
 
 class Mixer:
     """Base class of a frozen mixer for one member."""
@@ -237,7 +243,8 @@ class Spiral(Mixer):
     @dataclass(frozen=True)
     class Params:
         kind: str = "spiral"
-        turns: float = param(1.0, doc="angle = turns·π·‖z‖")
+        turns: float = param(1.0, check=interval(-SHAPE_LIMIT, SHAPE_LIMIT),
+                             doc="angle = turns·π·‖z‖")
 
     two_d = True
 
@@ -270,7 +277,7 @@ class Banana(Mixer):
     @dataclass(frozen=True)
     class Params:
         kind: str = "banana"
-        bend: float = param(1.0, doc="curvature b")
+        bend: float = param(1.0, check=interval(-SHAPE_LIMIT, SHAPE_LIMIT), doc="curvature b")
 
     two_d = True
 
@@ -296,8 +303,8 @@ class Sinusoid(Mixer):
     @dataclass(frozen=True)
     class Params:
         kind: str = "sinusoid"
-        amplitude: float = param(1.0, doc="a")
-        frequency: float = param(1.5, doc="f")
+        amplitude: float = param(1.0, check=interval(-SHAPE_LIMIT, SHAPE_LIMIT), doc="a")
+        frequency: float = param(1.5, check=interval(-SHAPE_LIMIT, SHAPE_LIMIT), doc="f")
 
     two_d = True
 
@@ -467,3 +474,24 @@ def check_compat(mixer_params, dim: int, path: str) -> None:
                           f"world.dim = 2, got {dim}")
     if mixer_params.kind == "coupling" and dim % 2:
         raise ConfigError(f"{path}.kind", f"= 'coupling': needs an even world.dim, got {dim}")
+    need = mixer_bytes(mixer_params, dim)
+    if need > MAX_MIXER_BYTES:
+        raise ConfigError("world.dim", f"= {dim}: the {mixer_params.kind!r} mixer would need "
+                          f"about {need / 2**30:,.0f} GiB for its weights (limit "
+                          f"{MAX_MIXER_BYTES / 2**30:g} GiB); use a smaller world.dim")
+
+
+def mixer_bytes(mixer_params, dim: int) -> int:
+    """Upper estimate of a mixer's weight memory in bytes: float64 matrices, each held as
+    a draw, itself and its inverse (3 copies) — depth·N² for ``mlp``, depth·(N/2)² for
+    ``coupling``, N² for ``linear``; the 2-D and rendered mixers need no matrices."""
+    kind = mixer_params.kind
+    if kind == "mlp":
+        entries = mixer_params.depth * dim * dim
+    elif kind == "coupling":
+        entries = mixer_params.depth * (dim // 2) ** 2
+    elif kind == "linear":
+        entries = dim * dim
+    else:
+        entries = 0
+    return 3 * 8 * entries
