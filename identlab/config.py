@@ -25,6 +25,7 @@ from . import mixers as _mix
 from . import objectives as _obj
 from .registry import DYNAMICS, ENCODERS, LATENTS, MIXERS, OBJECTIVES, PREDICTORS
 from .schema import ConfigError, build, interval, param, to_dict
+from .train import LrDrop
 
 __all__ = ["WorldConfig", "LearnerConfig", "TrainConfig", "EvalConfig", "RunConfig",
            "load_run", "load_yaml", "apply_overrides", "parse_overrides", "config_hash",
@@ -78,6 +79,8 @@ class TrainConfig:
     data_chunk: int = param(25, check=interval(1),
                             doc="steps of data drawn per generator call (part of the "
                                 "random stream, so it is part of the config)")
+    lr_drop: LrDrop = param(factory=LrDrop, omit_default=True,
+                            doc="multiply the lr by a factor from a share of the steps on")
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2:
