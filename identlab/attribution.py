@@ -380,7 +380,8 @@ def verdict(learned: LossEstimate | None, oracles: Oracles, r2_hz: float | None)
     * ``diverged``: no finite embedding (``learned`` is None).
     * optimizer gap: the learned J exceeds the best oracle's (rotation, Gaussianized or
       path) by > SE_MULTIPLE SE and > REL_TOL — a cheaper embedding exists, training did
-      not reach it.
+      not reach it. A pure scale miss counts too (at λ·M ≈ 0.5 the best rotation of a
+      Gaussian OU is ≈ 0.91·z, ~10 % cheaper than z); ``scale_rotation`` tells.
     * non-rotation optimum: some non-rotation costs less than the best scaled rotation by
       > SE_MULTIPLE SE and > REL_TOL — the objective itself prefers a non-rotation at this
       λ. Candidates: the Gaussianized and path oracles, and the learned h when its
