@@ -39,10 +39,16 @@ class ConfigError(ValueError):
 
 
 def param(default: Any = dataclasses.MISSING, *, check: Check | None = None, doc: str = "",
-          registry: Any = None, factory: Callable[[], Any] | None = None) -> Any:
+          registry: Any = None, factory: Callable[[], Any] | None = None,
+          omit_default: bool = False) -> Any:
     """A dataclass field with a validation ``check`` and a one-line ``doc``. A field with a
-    plain default is validated at every construction (see :class:`Checked`)."""
-    meta = {"check": check, "doc": doc, "registry": registry}
+    plain default is validated at every construction (see :class:`Checked`).
+
+    ``omit_default``: :func:`to_dict` leaves the field out while it equals its default,
+    so adding an option (default = the behaviour so far) keeps every existing config's
+    dict, and hence its hash, unchanged.
+    """
+    meta = {"check": check, "doc": doc, "registry": registry, "omit_default": omit_default}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     if default is dataclasses.MISSING or registry is not None:
@@ -291,10 +297,17 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _omitted(obj: Any, f: dataclasses.Field) -> bool:
+    """An ``omit_default`` field currently at its default."""
+    return bool(f.metadata.get("omit_default")) and getattr(obj, f.name) == field_default(f)
+
+
 def to_dict(obj: Any) -> Any:
-    """A frozen config as plain JSON-able data (tuples become lists)."""
+    """A frozen config as plain JSON-able data (tuples become lists); ``omit_default``
+    fields at their default are left out (building the dict back restores them)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not _omitted(obj, f)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     return obj

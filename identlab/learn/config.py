@@ -9,6 +9,7 @@ from identlab.core.registry import ENCODERS, OBJECTIVES, PREDICTORS
 from identlab.core.schema import ConfigError, interval, param
 from identlab.learn import encoders as _enc
 from identlab.learn import objectives as _obj
+from identlab.learn.train import LrDrop
 
 __all__ = ["LearnerConfig", "TrainConfig"]
 
@@ -42,6 +43,8 @@ class TrainConfig:
     data_chunk: int = param(25, check=interval(1),
                             doc="steps of data drawn per generator call (part of the "
                                 "random stream, so it is part of the config)")
+    lr_drop: LrDrop = param(factory=LrDrop, omit_default=True,
+                            doc="multiply the lr by a factor from a share of the steps on")
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2:

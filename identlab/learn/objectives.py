@@ -9,6 +9,7 @@ coefficients (λ, σ, ...) may differ per member.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -16,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from identlab.core.registry import OBJECTIVES
-from identlab.core.schema import interval, odd_at_least, param
+from identlab.core.schema import ConfigError, interval, odd_at_least, param
 from identlab.learn import sigreg as _sigreg
 
-__all__ = ["Objective", "alignment", "LeJEPA", "SigregOnly", "AlignOnly", "Whiten",
+__all__ = ["Objective", "alignment", "LamSchedule", "LeJEPA", "SigregOnly", "AlignOnly", "Whiten",
            "VICReg", "InfoNCE"]
 
 Coefs = dict[str, torch.Tensor]
@@ -47,9 +48,15 @@ class Objective:
     def slices(self) -> int:
         return int(getattr(self.params, "slices", 0))
 
-    def coefs(self) -> dict[str, float]:
-        """Numeric per-member settings, stacked by the trainer into (K,) tensors."""
+    def coefs(self, step: int | None = None, steps: int | None = None) -> dict[str, float]:
+        """Numeric per-member settings, stacked by the trainer into (K,) tensors; with
+        ``step`` of ``steps``, their values at that step (see ``scheduled``)."""
         return {}
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether ``coefs`` change during training (then pass the step)."""
+        return False
 
     def signature(self) -> tuple:
         """Structural settings shared by every member of a batched group."""
@@ -64,14 +71,54 @@ class _SigregMixin(Objective):
 
     def signature(self):
         p = self.params
-        return (self.kind, p.slices, p.knots, p.t_max, p.views, p.impl)
+        return (self.kind, p.slices, p.knots, p.t_max, p.views, p.impl,
+                getattr(p, "scale", "batch"))
 
     def sigreg(self, h_t, h_t1, dirs):
+        """SIGReg of the batch; ``scale="sample"`` divides the statistic by the M samples
+        it sees (2B pooled, B per view), so that its weight means the same at any batch
+        size (the statistic is M × a distance, plus a finite-sample term of order 1)."""
         p = self.params
         fn = _sigreg.get_impl(p.impl)
+        per_sample = getattr(p, "scale", "batch") == "sample"
         if p.views == "pooled":
-            return fn(torch.cat([h_t, h_t1], dim=1), dirs, p.knots, p.t_max)
-        return 0.5 * (fn(h_t, dirs, p.knots, p.t_max) + fn(h_t1, dirs, p.knots, p.t_max))
+            stat = fn(torch.cat([h_t, h_t1], dim=1), dirs, p.knots, p.t_max)
+            return stat / (2 * h_t.shape[1]) if per_sample else stat
+        stat = 0.5 * (fn(h_t, dirs, p.knots, p.t_max) + fn(h_t1, dirs, p.knots, p.t_max))
+        return stat / h_t.shape[1] if per_sample else stat
+
+
+@dataclass(frozen=True)
+class LamSchedule:
+    """λ over training: ``constant`` (the configured λ throughout), or ``ramp``: the
+    configured λ until share ``start`` of the steps, log-linear to ``end`` at share
+    ``stop``, ``end`` after. With u = step/steps,
+
+        λ(u) = λ · (end/λ)^{clip((u − start)/(stop − start), 0, 1)}
+
+    (a step to ``end`` at ``start`` when stop = start). The ramp un-mixes at a small λ
+    and finishes where SIGReg acts as a constraint (DESIGN §7)."""
+
+    kind: Literal["constant", "ramp"] = param("constant", doc="constant or ramp")
+    end: float = param(0.1, check=interval(0.0, 1.0, lo_open=True), doc="λ after the ramp")
+    start: float = param(0.5, check=interval(0.0, 1.0), doc="share of steps where it starts")
+    stop: float = param(0.75, check=interval(0.0, 1.0), doc="share of steps where it ends")
+
+    def __post_init__(self) -> None:
+        if self.stop < self.start:
+            raise ConfigError("stop", f"= {self.stop}: must be >= start ({self.start})")
+
+    def value(self, lam: float, step: int, steps: int) -> float:
+        """λ at 0-based ``step`` of ``steps``."""
+        if self.kind == "constant" or lam == self.end:
+            return lam
+        u = step / steps
+        if u < self.start:
+            return lam
+        if u >= self.stop:
+            return self.end
+        frac = (u - self.start) / (self.stop - self.start)
+        return math.exp(math.log(lam) + frac * (math.log(self.end) - math.log(lam)))
 
 
 @OBJECTIVES.register("lejepa")
@@ -89,9 +136,26 @@ class LeJEPA(_SigregMixin):
                                                      "(2B samples) or averaged per view")
         impl: Literal["auto", "direct", "recurrence", "compiled"] = param(
             "auto", doc="SIGReg implementation (all agree to 1e-5)")
+        schedule: LamSchedule = param(factory=LamSchedule, omit_default=True,
+                                      doc="λ over training (constant or ramp)")
+        scale: Literal["batch", "sample"] = param(
+            "batch", omit_default=True, doc="SIGReg as M × distance (batch, the paper's) "
+            "or per sample (λ means the same at any batch size)")
 
-    def coefs(self):
-        return {"lam": self.params.lam}
+        def __post_init__(self) -> None:
+            if self.schedule.kind == "ramp" and self.lam == 0.0:
+                raise ConfigError("schedule.kind", "= 'ramp': a log-linear ramp needs "
+                                  "lam > 0")
+
+    def coefs(self, step=None, steps=None):
+        lam = self.params.lam
+        if step is None or steps is None:
+            return {"lam": lam}
+        return {"lam": self.params.schedule.value(lam, step, steps)}
+
+    @property
+    def scheduled(self):
+        return self.params.schedule.kind != "constant"
 
     def loss(self, h_t, h_t1, p_t, dirs, coefs):
         lam = coefs["lam"]

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from identlab.core.schema import ConfigError
+from identlab.core.schema import ConfigError, interval, param
 
-__all__ = ["Hyper", "TrainResult", "lr_factor", "train", "resolve_device", "blown_up",
-           "divergence_limit", "DIVERGENCE_FACTOR", "LOSS_FLOOR"]
+__all__ = ["Hyper", "LrDrop", "TrainResult", "lr_factor", "train", "resolve_device",
+           "blown_up", "divergence_limit", "DIVERGENCE_FACTOR", "LOSS_FLOOR"]
 
 Params = dict[str, torch.Tensor]
 
@@ -64,6 +64,17 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+@dataclass(frozen=True)
+class LrDrop:
+    """Multiply the learning rate by ``factor`` from share ``at`` of the steps on (on top
+    of warm-up and cosine decay); ``at: null`` is off. Used with a λ ramp: a small lr
+    lets the run settle where SIGReg acts as a constraint (DESIGN §7)."""
+
+    at: float | None = param(None, check=interval(0.0, 1.0),
+                             doc="share of the steps from which the lr drops (null: off)")
+    factor: float = param(1.0, check=interval(0.0, lo_open=True), doc="lr multiplier")
+
+
 @dataclass
 class Hyper:
     """Per-member optimiser settings (each (K,)) and the shared schedule."""
@@ -76,17 +87,22 @@ class Hyper:
     steps: int
     warmup: int = 0
     decay_start: float = 0.5
+    lr_drop_at: float | None = None
+    lr_drop_factor: float = 1.0
 
 
-def lr_factor(step: int, steps: int, warmup: int, decay_start: float) -> float:
-    """Linear warm-up, then constant until ``decay_start·steps``, then cosine to 0."""
+def lr_factor(step: int, steps: int, warmup: int, decay_start: float,
+              drop_at: float | None = None, drop_factor: float = 1.0) -> float:
+    """Linear warm-up, then constant until ``decay_start·steps``, then cosine to 0; times
+    ``drop_factor`` at steps ≥ ``drop_at·steps`` (no drop when ``drop_at`` is None)."""
+    drop = drop_factor if drop_at is not None and step >= drop_at * steps else 1.0
     if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
+        return drop * (step + 1) / warmup
     start = max(int(decay_start * steps), warmup)
     if step < start:
-        return 1.0
+        return drop
     span = max(steps - start, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * (step - start) / span))
+    return drop * 0.5 * (1.0 + math.cos(math.pi * (step - start) / span))
 
 
 @dataclass
@@ -158,7 +174,8 @@ class _FlatAdamW:
         g = torch.cat([(torch.zeros_like(p) if gr is None else gr).reshape(-1)
                        for p, gr in zip(self.views.values(), grads)])
         h = self.hyper
-        lr = self.lr * lr_factor(step, h.steps, h.warmup, h.decay_start)
+        lr = self.lr * lr_factor(step, h.steps, h.warmup, h.decay_start, h.lr_drop_at,
+                                 h.lr_drop_factor)
         if self.alive_el is not None:
             g = torch.where(self.alive_el, g, torch.zeros_like(g))
             lr = lr * self.alive_el
@@ -184,8 +201,10 @@ class _FlatAdamW:
 
 def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
           batches: Callable[[int], object], hyper: Hyper, *, log_every: int = 50,
-          progress: bool = True, desc: str = "train") -> TrainResult:
-    """Run ``hyper.steps`` AdamW steps on all members at once."""
+          progress: bool = True, desc: str = "train",
+          on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Run ``hyper.steps`` AdamW steps on all members at once. ``on_step(step)`` runs
+    before each step's loss (e.g. to set scheduled loss coefficients)."""
     opt = _FlatAdamW(params, hyper)
     params = opt.views
     k_members = opt.k
@@ -200,6 +219,8 @@ def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
     t0 = time.perf_counter()
     limit: torch.Tensor | None = None
     for step in bar:
+        if on_step is not None:
+            on_step(step)
         batch = batches(step)
         loss = loss_fn(params, batch)  # (K,)
         if limit is None:
