@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from identlab.config import load_run
 from identlab.core.schema import ConfigError
 from identlab.measure import planning as P
-from identlab.world.control import ControlConfig, ControlledWorld
+from identlab.measure.config import PlanConfig
+from identlab.world.control import ControlledWorld
 from identlab.world.world import World
 
 GOLDEN = (1 + np.sqrt(5)) / 2
@@ -22,7 +23,7 @@ GOLDEN = (1 + np.sqrt(5)) / 2
 def _world(*overrides: str, noise: bool = False) -> ControlledWorld:
     cfg = load_run(None, ["world.latent.kind=gaussian", "world.mixer.kind=identity",
                          *overrides]).world
-    return ControlledWorld(World(cfg, 0), ControlConfig(noise=noise))
+    return ControlledWorld(World(cfg, 0), PlanConfig(noise=noise))
 
 
 def _orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -217,7 +218,7 @@ def test_a_weak_spiral_fools_the_interpolation_test_not_the_regret():
                                          ("interp_steps", 1), ("knn", 0)])
 def test_bad_plan_config_names_the_field(field, value):
     with pytest.raises(ConfigError) as e:
-        P.PlanConfig(**{field: value})
+        PlanConfig(**{field: value})
     assert e.value.field == f"eval.plan.{field}" and "\n" not in str(e.value)
 
 

@@ -27,9 +27,13 @@ class ConfigError(ValueError):
 
 
 def param(default: Any = dataclasses.MISSING, *, check: Check | None = None, doc: str = "",
-          registry: Any = None, factory: Callable[[], Any] | None = None) -> Any:
-    """A dataclass field with a validation ``check`` and a one-line ``doc``."""
-    meta = {"check": check, "doc": doc, "registry": registry}
+          registry: Any = None, factory: Callable[[], Any] | None = None,
+          omit_default: bool = False) -> Any:
+    """A dataclass field with a validation ``check`` and a one-line ``doc``.
+
+    ``omit_default``: :func:`to_dict` leaves the field out while it equals its default, so
+    adding an optional section to a config tree keeps the hashes of existing configs."""
+    meta = {"check": check, "doc": doc, "registry": registry, "omit_default": omit_default}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -210,12 +214,22 @@ def _join(path: str, key: str) -> str:
 
 
 def to_dict(obj: Any) -> Any:
-    """A frozen config as plain JSON-able data (tuples become lists)."""
+    """A frozen config as plain JSON-able data (tuples become lists); fields declared with
+    ``omit_default`` are left out while they equal their default."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("omit_default") and _is_default(obj, f))}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     return obj
+
+
+def _is_default(obj: Any, f: dataclasses.Field) -> bool:
+    if f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        default = f.default
+    return default is not dataclasses.MISSING and getattr(obj, f.name) == default
 
 
 def value_label(v: Any) -> str:

@@ -25,7 +25,7 @@ from identlab.learn.data import FramePairStream, PairStream
 from identlab.learn.encoders import stack_params
 from identlab.learn.learner import Learner, obs_dim, signature
 from identlab.learn.train import Hyper, resolve_device, train
-from identlab.measure.protocol import score_member
+from identlab.measure.protocol import TIMING_KEYS, score_member
 from identlab.world.world import World
 
 __all__ = ["Program", "build_program", "run_group", "run_configs", "embed",
@@ -66,6 +66,7 @@ def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
         diverged = bool(res.diverged[k])
         metrics, sample = ({}, None) if diverged else \
             score_member(cfg, world, member_embedding(learner, res.params, k, dev))
+        timing = {key: metrics.pop(key) for key in TIMING_KEYS if key in metrics}
         records.append({
             "hash": config_hash(cfg),
             "config": to_dict(cfg),
@@ -83,7 +84,7 @@ def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
             "provenance": {**prov, "wall_s": round(time.perf_counter() - t_start, 3),
                            "train_s": round(res.wall_s, 3),
                            "steps_per_s": round(res.steps_per_s, 2),
-                           "group_size": len(cfgs)},
+                           "group_size": len(cfgs), **timing},
         })
     return records
 
