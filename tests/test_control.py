@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from identlab.config import load_run
 from identlab.core.schema import ConfigError
-from identlab.world import pixels
 from identlab.measure.config import PlanConfig
+from identlab.world import pixels
 from identlab.world.control import ControlledWorld
 from identlab.world.mixers import Reacher
 from identlab.world.world import World

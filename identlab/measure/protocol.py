@@ -11,9 +11,8 @@ views) to fit and the rest to score. With ``eval.plan.enabled`` the member also 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
