@@ -23,6 +23,7 @@ from identlab.core.schema import ConfigError, build, field_default, interval, pa
 from identlab.learn.config import LearnerConfig, TrainConfig
 from identlab.measure.config import EvalConfig
 from identlab.world.config import WorldConfig
+from identlab.world.control import control_problem
 
 __all__ = ["WorldConfig", "LearnerConfig", "TrainConfig", "EvalConfig", "RunConfig",
            "load_run", "load_yaml", "apply_overrides", "parse_overrides", "config_hash",
@@ -44,6 +45,7 @@ class RunConfig:
             raise ConfigError("eval.grid", f"= {self.eval.grid}: grid scoring needs a "
                               f"2-D world (world.dim = {self.world.dim})")
         _check_observations(self)
+        _check_planning(self)
 
     def with_seed(self, seed: int) -> "RunConfig":
         return replace(self, seed=seed)
@@ -62,6 +64,21 @@ def _check_observations(cfg: RunConfig) -> None:
     if mixer.rendered and cfg.eval.grid:
         raise ConfigError("eval.grid", f"= {cfg.eval.grid}: grid scoring is not available "
                           f"for the rendered world {mixer.kind!r}; use 0")
+
+
+def _check_planning(cfg: RunConfig) -> None:
+    """``eval.plan.enabled`` needs a world an action can drive (DESIGN §8)."""
+    plan = cfg.eval.plan
+    if not plan.enabled:
+        return
+    w = cfg.world
+    problem = control_problem(w.mixer.kind, MIXERS.get(w.mixer.kind).rendered,
+                              w.dynamics.kind, getattr(w.dynamics, "strength", 0.0),
+                              plan.noise)
+    if problem:
+        field, msg = problem
+        raise ConfigError("eval.plan.enabled" if field == "world.mixer.kind"
+                          else "eval.plan.noise", f"= true: {field} {msg}")
 
 
 # ---------------------------------------------------------------- loading

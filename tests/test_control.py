@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from identlab.config import load_run
 from identlab.core.schema import ConfigError
+from identlab.measure.config import PlanConfig
 from identlab.world import pixels
-from identlab.world.control import ControlConfig, ControlledWorld
+from identlab.world.control import ControlledWorld
 from identlab.world.mixers import Reacher
 from identlab.world.world import World
 
@@ -38,7 +39,7 @@ def _world(*overrides: str) -> World:
 @given(st.integers(0, 2**16), st.floats(0.1, 3.0))
 def test_actions_move_the_latent_by_b_u(seed, scale):
     rng = np.random.default_rng(seed)
-    cw = ControlledWorld(_world(), ControlConfig(action_scale=scale))
+    cw = ControlledWorld(_world(), PlanConfig(action_scale=scale))
     z, u = cw.sample_latents(5, rng), rng.standard_normal((5, 2))
     np.testing.assert_allclose(cw.step(z, u), z + u @ cw.B.T, rtol=1e-12)
     np.testing.assert_allclose(cw.observe(z), cw.world.observe(z))  # the world's own mixer
@@ -47,7 +48,7 @@ def test_actions_move_the_latent_by_b_u(seed, scale):
 def test_noisy_control_keeps_the_world_transition():
     """With ``noise``, z' − B u is the world's OU step: regression slope ρ on z and
     residual variance 1 − ρ²; the same generator state gives the same draws."""
-    cw = ControlledWorld(_world("world.dynamics.rho=0.8"), ControlConfig(noise=True))
+    cw = ControlledWorld(_world("world.dynamics.rho=0.8"), PlanConfig(noise=True))
     rng = np.random.default_rng(0)
     z, u = cw.sample_latents(40000, rng), rng.standard_normal((40000, 2))
     free = cw.step(z, u, np.random.default_rng(1)) - u @ cw.B.T
@@ -63,9 +64,9 @@ def test_noisy_control_keeps_the_world_transition():
 def test_time_varying_world_with_noise_is_refused():
     world = _world("world.dynamics.kind=drift", "world.dynamics.strength=1.0")
     with pytest.raises(ConfigError, match="drift") as e:
-        ControlledWorld(world, ControlConfig(noise=True))
+        ControlledWorld(world, PlanConfig(noise=True))
     assert e.value.field == "world.dynamics.kind"
-    ControlledWorld(world)  # without noise the transition is the integrator: fine
+    ControlledWorld(world, PlanConfig())  # without noise the transition is the integrator: fine
 
 
 def test_rendered_mixer_without_control_is_refused_by_name():
@@ -76,21 +77,21 @@ def test_rendered_mixer_without_control_is_refused_by_name():
 
     world.mixer = Film()
     with pytest.raises(ConfigError) as e:
-        ControlledWorld(world)
+        ControlledWorld(world, PlanConfig())
     assert e.value.field == "world.mixer.kind" and "'film'" in str(e.value)
     assert "\n" not in str(e.value)
 
 
 def test_bad_action_scale():
     with pytest.raises(ConfigError) as e:
-        ControlConfig(action_scale=0.0)
-    assert e.value.field == "control.action_scale"
+        PlanConfig(action_scale=0.0)
+    assert e.value.field in ("action_scale", "eval.plan.action_scale")
 
 
 def test_reacher_gain_is_radians_per_unit_action():
     world = _world("world.mixer.kind=reacher", "world.mixer.scale=0.5",
                    "learner.encoder.kind=cnn")
-    cw = ControlledWorld(world, ControlConfig(action_scale=0.2))
+    cw = ControlledWorld(world, PlanConfig(action_scale=0.2))
     np.testing.assert_allclose(cw.B, 0.4 * np.eye(2))  # θ = 0.5 z moves by 0.2 u
 
 
@@ -105,7 +106,7 @@ def test_controlled_reacher_moves_the_arm_as_commanded(gl):
     world = _world("world.mixer.kind=reacher", "world.mixer.scale=0.7",
                    "learner.encoder.kind=cnn")
     rng = np.random.default_rng(0)
-    with ControlledWorld(world) as cw:
+    with ControlledWorld(world, PlanConfig()) as cw:
         z = cw.sample_latents(1, rng)
         theta, frames = 0.7 * z[0], [cw.observe(z)]
         for u in rng.uniform(-0.4, 0.4, size=(4, 1, 2)):

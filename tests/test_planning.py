@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from identlab.config import load_run
 from identlab.core.schema import ConfigError
 from identlab.measure import planning as P
-from identlab.world.control import ControlConfig, ControlledWorld
+from identlab.measure.config import PlanConfig
+from identlab.world.control import ControlledWorld
 from identlab.world.world import World
 
 GOLDEN = (1 + np.sqrt(5)) / 2
@@ -22,7 +23,7 @@ GOLDEN = (1 + np.sqrt(5)) / 2
 def _world(*overrides: str, noise: bool = False) -> ControlledWorld:
     cfg = load_run(None, ["world.latent.kind=gaussian", "world.mixer.kind=identity",
                          *overrides]).world
-    return ControlledWorld(World(cfg, 0), ControlConfig(noise=noise))
+    return ControlledWorld(World(cfg, 0), PlanConfig(noise=noise))
 
 
 def _orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -204,11 +205,16 @@ def test_affine_encoder_passes_the_interpolation_test_but_not_the_regret():
 
 def test_a_weak_spiral_fools_the_interpolation_test_not_the_regret():
     """h = x through a spiral of 0.1 turn: the latent line barely bends (ratio within 0.05
-    of the straight line's) but the closed loop, planned with one linear model, misses."""
-    out = P.plan_metrics(lambda x: x, _world("world.mixer.kind=spiral",
-                                             "world.mixer.turns=0.1"), seed=0)
-    assert out["plan_interp_ratio"] < 3 / GOLDEN + 0.05
-    assert out["plan_regret"] > 0.3
+    of the straight line's) but the closed loop, planned with one linear model, misses.
+    With wide random actions (σ = 1, the calibration protocol of DESIGN §8) the model is
+    fitted over a wide region; with the default narrow ones (σ = 0.3) it is more local and
+    the regret smaller, but still far from a rotation's 0."""
+    world = _world("world.mixer.kind=spiral", "world.mixer.turns=0.1")
+    wide = P.plan_metrics(lambda x: x, world, seed=0, action_std=1.0)
+    assert wide["plan_interp_ratio"] < 3 / GOLDEN + 0.05
+    assert wide["plan_regret"] > 0.3
+    narrow = P.plan_metrics(lambda x: x, world, seed=0)
+    assert 0.02 < narrow["plan_regret"] < wide["plan_regret"]
 
 
 # ------------------------------------------------------------------ config
@@ -217,8 +223,9 @@ def test_a_weak_spiral_fools_the_interpolation_test_not_the_regret():
                                          ("interp_steps", 1), ("knn", 0)])
 def test_bad_plan_config_names_the_field(field, value):
     with pytest.raises(ConfigError) as e:
-        P.PlanConfig(**{field: value})
-    assert e.value.field == f"eval.plan.{field}" and "\n" not in str(e.value)
+        PlanConfig(**{field: value})
+    # built directly the field is named alone; through a run config, with its path
+    assert e.value.field in (field, f"eval.plan.{field}") and "\n" not in str(e.value)
 
 
 def test_metrics_are_json_floats_and_seeded():

@@ -21,7 +21,7 @@ from identlab.show.report import (
     write_index,
     write_report,
 )
-from identlab.sweep.store import Store
+from identlab.sweep.store import Store, config_digest
 
 RHOS = (0.5, 0.8, 0.99)
 OBJECTIVES = ("lejepa", "whiten")
@@ -50,11 +50,12 @@ def _record(k, idx, rho, obj, seed, rng) -> dict:
     metrics = {} if div else {
         "r2_hz": r2, "r2_hz_dims": [r2, r2], "cca_min": r2 - 0.05, "mcc": r2,
         "procrustes": proc, "bound": bnd, "bound_se": 0.01, "bound_holds": proc <= bnd + 0.03}
+    config = {"seed": seed, "world": {"dim": 2, "dynamics": {"kind": "ou", "rho": list(rho)}},
+              "learner": {"objective": {"kind": obj}}, "train": {"betas": [0.9, 0.999]}}
     return {
-        "hash": f"{k:016x}", "seed": seed, "status": "diverged" if div else "ok",
+        "hash": config_digest(config), "seed": seed, "status": "diverged" if div else "ok",
         "diverged_at": 7 if div else None,
-        "config": {"seed": seed, "world": {"dim": 2, "dynamics": {"kind": "ou", "rho": list(rho)}},
-                   "learner": {"objective": {"kind": obj}}, "train": {"betas": [0.9, 0.999]}},
+        "config": config,
         "metrics": metrics, "flags": {"gaussian": True, "stationary": True, "additive": True},
         "theorem_applies": obj == "lejepa" or rho[0] == rho[1], "reasons": [], "mixer": {},
         "sample": None if div else {"z": z.tolist(), "h": h.tolist()},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from identlab.studies.bench import run_bench, to_markdown
+from identlab.studies.bench import SECTIONS, run_bench, to_markdown
 
 
 def register_cli(sub) -> None:
@@ -12,7 +12,7 @@ def register_cli(sub) -> None:
     b.add_argument("--out", default="reports/bench.md", help="markdown output path")
     b.add_argument("--device", default="auto")
     b.add_argument("--quick", action="store_true", help="few steps (smoke test)")
-    b.add_argument("--only", choices=["pixels"],
+    b.add_argument("--only", choices=list(SECTIONS),
                    help="rerun one section and merge it into the existing report")
     b.add_argument("--compiled", action="store_true",
                    help="also time the torch.compile SIGReg (compiles for a minute or more)")
@@ -30,7 +30,7 @@ def cmd_bench(args) -> int:
 
         old = read_json(out.with_suffix(".json"))
         if isinstance(old, dict):
-            keep = {k: v for k, v in old.items() if not k.startswith("pixels_")}
+            keep = {k: v for k, v in old.items() if not k.startswith(f"{args.only}_")}
             res = {**keep, **{k: v for k, v in res.items() if k not in keep}}
     out.write_text(to_markdown(res))
     write_json_atomic(out.with_suffix(".json"), res)

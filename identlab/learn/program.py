@@ -25,7 +25,7 @@ from identlab.learn.data import FramePairStream, PairStream
 from identlab.learn.encoders import stack_params
 from identlab.learn.learner import Learner, obs_dim, signature
 from identlab.learn.train import Hyper, TrainResult, resolve_device, train
-from identlab.measure.protocol import score_member
+from identlab.measure.protocol import TIMING_KEYS, score_member
 from identlab.world.world import World
 
 __all__ = ["Program", "Trained", "build_program", "train_group", "run_group", "run_configs",
@@ -146,6 +146,7 @@ class Trained:
         diverged = bool(res.diverged[k])
         metrics, sample = ({}, None) if diverged else \
             score_member(cfg, world, self.embedding(k))
+        timing = {key: metrics.pop(key) for key in TIMING_KEYS if key in metrics}
         prov = provenance(self.device) if prov is None else prov
         return {
             "hash": config_hash(cfg),
@@ -164,7 +165,7 @@ class Trained:
             "provenance": {**prov, "wall_s": round(time.perf_counter() - self.started, 3),
                            "train_s": round(res.wall_s, 3),
                            "steps_per_s": round(res.steps_per_s, 2),
-                           "group_size": len(self.cfgs)},
+                           "group_size": len(self.cfgs), **timing},
         }
 
 

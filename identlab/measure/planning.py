@@ -56,42 +56,14 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from identlab.core.schema import ConfigError, interval, param
+from identlab.measure.config import PlanConfig
 
 __all__ = ["PlanConfig", "LinearModel", "LQRGains", "fit_linear_model", "lqr_gains",
            "goal_offset", "rollout", "path_cost", "controls_for_path", "interp_ratios",
            "plan_metrics", "PLAN_KEYS"]
 
 PLAN_KEYS = ("plan_regret", "plan_regret_p90", "plan_interp_ratio")
-FIELD = "eval.plan"
 Array = np.ndarray
-
-
-@dataclass(frozen=True)
-class PlanConfig:
-    """Planning evaluation (DESIGN §8); validated at construction."""
-
-    horizon: int = param(15, check=interval(1), doc="LQR horizon T (steps)")
-    r: float = param(1.0, check=interval(0.0, lo_open=True), doc="control weight r")
-    pairs: int = param(200, check=interval(1), doc="start–goal pairs from the latent law")
-    transitions: int = param(20000, check=interval(2),
-                             doc="random-action transitions for the latent model fit "
-                                 "(also the kNN gallery of the interpolation test)")
-    action_std: float = param(1.0, check=interval(0.0, lo_open=True),
-                              doc="standard deviation of the random actions u ~ N(0, σ²I)")
-    interp_steps: int = param(8, check=interval(2),
-                              doc="waypoints of the interpolation test, both ends included")
-    knn: int = param(1, check=interval(1), doc="neighbours averaged to decode a waypoint")
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            check = f.metadata.get("check")
-            msg = check(getattr(self, f.name)) if check is not None else None
-            if msg:
-                raise ConfigError(f"{FIELD}.{f.name}", f"= {getattr(self, f.name)!r}: {msg}")
-        if self.knn > self.transitions:
-            raise ConfigError(f"{FIELD}.knn", f"= {self.knn}: at most "
-                              f"{FIELD}.transitions = {self.transitions}")
 
 
 # ------------------------------------------------------------------ model
@@ -205,10 +177,16 @@ def _identity(z: Array) -> Array:
 
 
 # ------------------------------------------------------------------ entry point
-def _streams(seed: int) -> dict[str, np.random.SeedSequence]:
+def _streams(seed: int | np.random.Generator) -> dict[str, np.random.SeedSequence]:
+    """Three child streams of ``seed`` (an integer, or a generator such as
+    ``seeding.rng(run_seed, "planning")`` whose seed sequence is the root)."""
     names = ("fit", "pairs", "noise")
-    kids = np.random.SeedSequence(int(seed)).spawn(len(names))
-    return dict(zip(names, kids))
+    if isinstance(seed, np.random.Generator):
+        root = seed.bit_generator.seed_seq
+    else:
+        root = np.random.SeedSequence(int(seed))
+    return {name: np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i))
+            for i, name in enumerate(names)}
 
 
 def _transitions(world: Any, cfg: PlanConfig, ss: np.random.SeedSequence):
@@ -225,7 +203,7 @@ def _run(world: Any, ss: np.random.SeedSequence) -> Callable[[Array, Array], Arr
 
 
 def plan_metrics(encode: Callable[[Any], Array], world: Any, cfg: PlanConfig | None = None,
-                 *, seed: int, **fields: Any) -> dict[str, float]:
+                 *, seed: int | np.random.Generator, **fields: Any) -> dict[str, float]:
     """plan_regret (median), plan_regret_p90 and plan_interp_ratio (median) of the
     encoder ``encode`` (observations -> (M, n) latents) on the controlled ``world``
     (``sample_latents``, ``step``, ``observe``, ``action_dim``); ``fields`` override

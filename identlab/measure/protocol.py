@@ -4,11 +4,14 @@
 ``eval`` stream, embeds their observations with ``embed`` (any callable x -> h, numpy
 (n, N)), and returns the record's ``metrics`` and its scatter ``sample``. Every split
 rule lives here: fitted scores use the first ``eval.fit_fraction`` of the pairs (both
-views) to fit and the rest to score.
+views) to fit and the rest to score. With ``eval.plan.enabled`` the member also plans
+(DESIGN §8): ``plan_regret``, ``plan_regret_p90`` and ``plan_interp_ratio`` from the
+``planning`` stream, on the world driven by actions (:class:`ControlledWorld`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -16,8 +19,14 @@ import torch
 
 from identlab.core import seeding
 from identlab.measure.metrics import evaluate, r2_knn, r2_linear
+from identlab.measure.planning import plan_metrics
+from identlab.world.control import ControlledWorld
 
-__all__ = ["score_member", "grid_latents", "SCATTER_POINTS"]
+__all__ = ["score_member", "plan_scores", "grid_latents", "SCATTER_POINTS", "TIMING_KEYS"]
+
+# Wall-clock entries score_member may add to the metrics; the record moves them to its
+# provenance so that metrics stay a function of the config alone.
+TIMING_KEYS = ("plan_s", "plan_frames_per_s")
 
 Embed = Callable[[torch.Tensor], np.ndarray]
 
@@ -39,6 +48,8 @@ def score_member(cfg, world, embed: Embed) -> tuple[dict, dict | None]:
         out["wrap_fraction"] = world.mixer.wrap.get("eval")
     if cfg.eval.grid:
         out.update(_grid_scores(cfg, world, embed))
+    if cfg.eval.plan.enabled:
+        out.update(plan_scores(cfg, world, embed))
     sample = None
     if cfg.world.dim == 2:  # a small sample for h-vs-z scatter plots
         m = min(SCATTER_POINTS, n)
@@ -70,6 +81,22 @@ def _grid_scores(cfg, world, embed: Embed) -> dict:
     fit, test = perm[:n_fit], perm[n_fit:]
     r2, _ = r2_linear(h[fit], z[fit], h[test], z[test])
     return {"r2_hz_grid": None if r2 is None or not np.isfinite(r2) else float(r2)}
+
+
+def plan_scores(cfg, world, embed: Embed) -> dict:
+    """The planning metrics of one member (DESIGN §8), seeded from the ``planning``
+    stream; rendered worlds use the ``rendered_*`` budget and add ``plan_frames_per_s``
+    (frames rendered per second of the whole evaluation) and ``plan_frames``."""
+    plan = cfg.eval.plan.for_world(world.mixer.rendered)
+    t0 = time.perf_counter()
+    with ControlledWorld(world, plan) as controlled:
+        out = plan_metrics(embed, controlled, plan, seed=seeding.rng(cfg.seed, "planning"))
+    out["plan_s"] = round(time.perf_counter() - t0, 3)
+    if world.mixer.rendered:
+        frames = 2 * plan.transitions + plan.pairs * (plan.horizon + 2)
+        out["plan_frames"] = frames
+        out["plan_frames_per_s"] = round(frames / max(out["plan_s"], 1e-9), 1)
+    return out
 
 
 def _target_scores(h: np.ndarray, targets: dict[str, np.ndarray], n: int,

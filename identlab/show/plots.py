@@ -44,8 +44,8 @@ from identlab.measure.stats import (
 )
 from identlab.measure.thresholds import BOUND_MARK_R2
 
-__all__ = ["heatmap", "line", "scatter", "bound", "save", "is_unit_metric", "scatter_cells",
-           "message_figure", "short_axis", "DPI"]
+__all__ = ["heatmap", "line", "scatter", "bound", "versus", "save", "is_unit_metric",
+           "scatter_cells", "message_figure", "short_axis", "DPI"]
 
 DPI = 120
 UNIT_RE = re.compile(r"^(nl_)?(r2|cca|mcc)|_rate$|^bound_holds$")
@@ -476,3 +476,36 @@ def save(fig: Figure, stem: str | Path) -> list[Path]:
         write_bytes_atomic(path, buf.getvalue())
         out.append(path)
     return out
+
+
+# ------------------------------------------------------------------ versus
+def versus(df: pd.DataFrame, grid: dict, *, metric: str, x: str, group: str | None = None,
+           title: str | None = None, threshold: float | None = None) -> Figure:
+    """``metric`` (y) against another metric ``x``, one dot per run, coloured by the
+    ``group`` level; y on a symmetric-log scale when its positive values span more than
+    two decades (regrets), which keeps zeros and tiny negatives visible."""
+    rows = ok_rows(df)
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.subplots()
+    if metric not in rows or x not in rows:
+        return message_figure(fig, f"no {metric} or {x} in these records")
+    xs = pd.to_numeric(rows[x], errors="coerce")
+    ys = pd.to_numeric(rows[metric], errors="coerce")
+    groups = axis_levels(rows, group, grid) if group else [None]
+    for glab, col in zip(groups, _palette(len(groups))):
+        keep = np.ones(len(rows), bool) if glab is None else \
+            (level_of(rows, group, grid) == glab).to_numpy()
+        ax.scatter(xs[keep], ys[keep], s=22, color=col, alpha=0.8, lw=0, label=glab)
+    pos = ys[ys > 0]
+    if len(pos) and pos.max() / max(pos.min(), 1e-12) > 100:
+        ax.set_yscale("symlog", linthresh=max(float(pos.quantile(0.05)), 1e-3))
+    if threshold is not None:
+        ax.axvline(threshold, color="grey", ls=":", lw=1, label=f"{x} = {fmt(threshold)}")
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    if group or threshold is not None:
+        ax.legend(fontsize=8, loc="best", title=short_axis(group) if group else None,
+                  title_fontsize=8)
+    fig.suptitle("\n".join(textwrap.wrap(title or f"{metric} vs {x}", 70)), fontsize=12)
+    return fig

@@ -32,10 +32,12 @@ from identlab.sweep.store import Store
 __all__ = ["load_records", "records_frame", "write_report", "write_index", "report_dir",
            "train_seconds", "spec_report_name",
            "describe_heatmap", "describe_line", "describe_scatter", "describe_bound",
+           "describe_versus",
            "cell_table", "plot_id", "TABLE_METRICS", "DEFAULT_THRESHOLD"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes")
+PLAN_TABLE_METRICS = ("plan_regret", "plan_interp_ratio")  # shown where runs planned
 DEFAULT_THRESHOLD = 0.9  # "recovered" level for unit metrics when the plot names none
 INDEX_STATE = "index.json"  # wall times behind the index, merged across commands
 FIGURE_RE = re.compile(r"^\d{2}-[A-Za-z0-9_-]+\.(png|svg)$")
@@ -354,6 +356,50 @@ def describe_line(df: pd.DataFrame, grid: dict, p: dict) -> str:
     return " ".join(s for s in parts if s)
 
 
+def describe_versus(df: pd.DataFrame, grid: dict, p: dict) -> str:
+    """One paragraph: median and 90th percentile of the metric over recovered runs
+    (r2_hz ≥ the threshold, DEFAULT_THRESHOLD when the plot names none) and over failed
+    ones, and the Spearman rank correlation (with its two-sided p-value) of the metric
+    with the plot's x and with r2_hz and orth_err."""
+    metric, x = p.get("metric") or "r2_hz", p["x"]
+    rows = ok_rows(df)
+    if metric not in rows:
+        return f"No {metric} in these records. " + _divergence(df)
+    y = pd.to_numeric(rows[metric], errors="coerce")
+    parts = [f"{metric} against {x}, one dot per run."]
+    if "r2_hz" in rows:
+        thr = p.get("threshold") if x == "r2_hz" and p.get("threshold") is not None \
+            else DEFAULT_THRESHOLD
+        good = pd.to_numeric(rows["r2_hz"], errors="coerce") >= thr
+        parts.append(f"Recovered runs (r2_hz ≥ {fmt(thr)}): {_median_p90(y[good])}; "
+                     f"failed runs: {_median_p90(y[~good])}.")
+    corr = [_spearman_text(y, rows, c, metric) for c in dict.fromkeys([x, "r2_hz", "orth_err"])
+            if c in rows]
+    parts.append(" ".join(c for c in corr if c))
+    parts.append(_divergence(df))
+    return " ".join(s for s in parts if s)
+
+
+def _median_p90(v: pd.Series) -> str:
+    v = v.dropna()
+    if not len(v):
+        return "none"
+    return f"median {fmt(v.median())}, p90 {fmt(v.quantile(0.9))} (n = {len(v)})"
+
+
+def _spearman_text(y: pd.Series, rows: pd.DataFrame, col: str, metric: str) -> str:
+    """Spearman ρ of ``metric`` with column ``col`` over runs where both are finite."""
+    from scipy.stats import spearmanr
+
+    x = pd.to_numeric(rows[col], errors="coerce")
+    keep = np.isfinite(x.to_numpy(float)) & np.isfinite(y.to_numpy(float))
+    if keep.sum() < 3:
+        return ""
+    res = spearmanr(x[keep], y[keep])
+    return (f"Spearman ρ({metric}, {col}) = {fmt(res.statistic, 2)} "
+            f"(p = {fmt(res.pvalue, 2)}, n = {int(keep.sum())}).")
+
+
 def describe_scatter(df: pd.DataFrame, grid: dict, samples: dict) -> str:
     """One paragraph: which cells are shown and their r2_hz."""
     shown = plots.scatter_cells(df[df["hash"].isin(list(samples))] if len(df) else df)
@@ -399,7 +445,7 @@ def cell_table(df: pd.DataFrame, grid: dict) -> str:
     if not len(df):
         return "_No records._"
     axes = [a for a in grid if f"cell.{a}" in df]
-    metrics = [m for m in TABLE_METRICS if m in df]
+    metrics = [m for m in TABLE_METRICS + PLAN_TABLE_METRICS if m in df]
     head = [short_axis(a) for a in axes] + ["runs ok", "theorem"] + metrics
     has_bound = "bound_holds" in df and df["bound_holds"].notna().any()
     if has_bound:
@@ -458,9 +504,14 @@ def _render(p: dict, df: pd.DataFrame, grid: dict, samples: dict, base: dict | N
     if kind == "bound":
         fig = plots.bound(df, title=p.get("title"))
         return fig, describe_bound(df), "measured error vs the Theorem-3 bound"
+    if kind == "versus":
+        fig = plots.versus(df, grid, metric=metric, x=p["x"], group=p.get("group"),
+                           title=p.get("title"), threshold=p.get("threshold"))
+        return fig, describe_versus(df, grid, p), f"{metric} vs {p['x']}"
     if kind == "frames":
         return _example_frames(p, base)
-    raise ConfigError("spec.plots", f"kind = {kind!r}: one of heatmap, line, scatter, bound")
+    raise ConfigError("spec.plots", f"kind = {kind!r}: one of heatmap, line, scatter, bound, "
+                      "frames, versus")
 
 
 EXAMPLE_PAIRS = 6

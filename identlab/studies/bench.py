@@ -19,7 +19,9 @@ from identlab.core.provenance import provenance
 from identlab.learn.program import build_program
 from identlab.learn.train import Hyper, resolve_device, train
 
-__all__ = ["matmul_peak_gflops", "time_steps", "run_bench"]
+__all__ = ["matmul_peak_gflops", "time_steps", "run_bench", "planning_bench", "SECTIONS"]
+
+SECTIONS = ("pixels", "planning")  # rerunnable alone with `identlab bench --only`
 
 SPIRAL = ["world.mixer.kind=spiral", "world.latent.kind=gaussian",
           "learner.encoder.hidden=256", "learner.encoder.depth=4",
@@ -141,6 +143,29 @@ def pixel_bench(dev: torch.device, quick: bool = False) -> dict:
     return out
 
 
+def planning_bench(dev: torch.device, quick: bool = False) -> dict:
+    """Seconds of one vector-world planning evaluation (DESIGN §8) at the default
+    ``eval.plan`` budget (200 pairs, 20 000 transitions, horizon 15): the sweep-sized MLP
+    encoder on the spiral world (timing does not depend on training), median of a few
+    repeats, and the same evaluation with the exact inverse of the mixer as the encoder
+    (the numerics alone: model fit, Riccati pass, closed loop, kNN decoding)."""
+    from identlab.learn.program import member_embedding
+    from identlab.measure.protocol import plan_scores
+
+    cfg = load_run(None, SWEEP + ["eval.plan.enabled=true"])
+    prog = build_program([cfg], dev)
+    world = prog.worlds[0]
+    embed = member_embedding(prog.learners[0], prog.params, 0, dev)
+    repeats = 1 if quick else 5
+    out = {"planning_pairs": cfg.eval.plan.pairs,
+           "planning_transitions": cfg.eval.plan.transitions,
+           "planning_horizon": cfg.eval.plan.horizon}
+    for name, fn in (("mlp", embed), ("inverse", world.mixer.inverse)):
+        times = [plan_scores(cfg, world, fn)["plan_s"] for _ in range(repeats)]
+        out[f"planning_eval_s_{name}"] = round(statistics.median(times), 3)
+    return out
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -148,9 +173,10 @@ def peak_rss_mb() -> float:
 def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
               only: str | None = None) -> dict:
     dev = resolve_device(device)
-    if only == "pixels":
+    if only is not None:
+        section = {"pixels": pixel_bench, "planning": planning_bench}[only]
         return {"provenance": provenance(dev), "threads": torch.get_num_threads(),
-                **pixel_bench(dev, quick)}
+                **section(dev, quick)}
     steps = 8 if quick else 30
     res: dict = {"provenance": provenance(dev), "machine": platform.machine(),
                  "threads": torch.get_num_threads()}
@@ -189,6 +215,7 @@ def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
                                                             repeats=3 if quick else 10))
     except ImportError:
         pass
+    res.update(planning_bench(dev, quick))
     res.update(_pixels_or_reason(dev, quick))
     if dev.type == "cuda":
         res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
@@ -234,8 +261,11 @@ def to_markdown(res: dict) -> str:
               "Reacher, after `pixels_env_load_s` to load the environment); "
               "`pixels_cnn_{auto,grouped}_k*_ms` ms/step of the 32-px CNN program (batch "
               "64 pairs, channels 16-32-64) with members looped on CPU (`auto`) or stacked "
-              "as one grouped convolution (`grouped`). `identlab bench --only pixels` "
-              "reruns just these rows and keeps the others.", ""]
+              "as one grouped convolution (`grouped`); `planning_eval_s_{mlp,inverse}` seconds "
+              "of one vector-world planning evaluation (latent-LQR regret and interpolation "
+              "test at the default `eval.plan` budget) with the sweep-sized MLP encoder or "
+              "the mixer's exact inverse. `identlab bench --only pixels` (or `planning`) "
+              "reruns just those rows and keeps the others.", ""]
     return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
     return summary
 
 
-DEFAULT_SWEEPS = ("gaussianity", "drift", "objectives", "timescales", "lambda_rho")
+DEFAULT_SWEEPS = ("gaussianity", "drift", "objectives", "timescales", "lambda_rho", "planning")
 
 
 def sweeps_dir() -> Path:

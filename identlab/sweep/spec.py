@@ -11,6 +11,7 @@ A spec (``sweeps/*.yaml``)::
     seeds: 3 | [0, 1, 2]
     presets: {paper: {set: {train.steps: 20000}, grid: {...}, seeds: 5}}
     plots: [{kind: heatmap, x: ..., y: ..., metric: r2_hz, facet: ..., overlay: ...}]
+    # kind versus: metric on y against another metric x across runs, coloured by group
 
 Every cell is validated as a run config when the spec loads, so a bad grid fails before
 any training starts. Records are keyed by the hash of the resolved config (seed
@@ -34,7 +35,7 @@ __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "plan", "valu
            "report_name"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-PLOT_KINDS = ("heatmap", "line", "scatter", "bound", "frames")
+PLOT_KINDS = ("heatmap", "line", "scatter", "bound", "frames", "versus")
 OVERLAYS = ("rho_sq", "theorem")
 
 
@@ -210,7 +211,12 @@ def _check_plot(p, i, grid) -> PlotSpec:
                           f"unknown key (allowed: {', '.join(sorted(PLOT_KEYS))})")
     if p.get("kind") not in PLOT_KINDS:
         raise ConfigError(f"{where}.kind", f"= {p.get('kind')!r}: one of {', '.join(PLOT_KINDS)}")
+    if p["kind"] == "versus" and not (isinstance(p.get("x"), str) and p.get("y") is None):
+        raise ConfigError(where, "a versus plot needs x (a metric, e.g. r2_hz) and no y "
+                          "(the metric is on y)")
     for ax in ("x", "y", "group", "facet"):
+        if p["kind"] == "versus" and ax == "x":
+            continue  # a metric, not a grid key
         if p.get(ax) is not None and _axis_key(p[ax]) not in grid:
             raise ConfigError(f"{where}.{ax}", f"= {p[ax]!r}: not a grid key "
                               f"({', '.join(grid)})")

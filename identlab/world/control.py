@@ -14,48 +14,54 @@ its observations are frames rendered on the fly by one renderer that loads once
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from identlab.core.schema import ConfigError, interval, param
+from identlab.core.schema import ConfigError
 
-__all__ = ["ControlConfig", "ControlledWorld", "CONTROLS"]
+__all__ = ["ControlSpec", "ControlledWorld", "CONTROLS", "control_problem"]
 
 # Rendered mixers that know what an action is (vector mixers all do: u moves z).
 CONTROLS = {"reacher": "joint-angle increments in radians"}
 
 
-@dataclass(frozen=True)
-class ControlConfig:
-    """How an action enters the latent transition; validated at construction."""
+class ControlSpec(Protocol):
+    """How an action enters the transition: ``action_scale`` (b in B = b·I, reacher:
+    radians per unit u) and ``noise`` (add the world's own transition). The run config's
+    ``eval.plan`` section (:class:`identlab.measure.config.PlanConfig`) is one; its
+    defaults are the only ones."""
 
-    action_scale: float = param(1.0, check=interval(0.0, lo_open=True),
-                                doc="B = action_scale·I (reacher: radians per unit u)")
-    noise: bool = param(False, doc="add the world's own transition (mean reversion and "
-                                   "noise) instead of holding z still between actions")
+    action_scale: float
+    noise: bool
 
-    def __post_init__(self) -> None:
-        msg = interval(0.0, lo_open=True)(self.action_scale)
-        if msg:
-            raise ConfigError("control.action_scale", f"= {self.action_scale!r}: {msg}")
+
+def control_problem(mixer: str, rendered: bool, dynamics: str, strength: float,
+                    noise: bool) -> tuple[str, str] | None:
+    """(field, message) when a world cannot be controlled as asked, else None: a rendered
+    mixer outside :data:`CONTROLS` has no notion of an action, and with ``noise`` the
+    world's transition must not vary in time (drift strength 0)."""
+    if rendered and mixer not in CONTROLS:
+        known = ", ".join(sorted(CONTROLS))
+        return ("world.mixer.kind", f"= {mixer!r}: this rendered mixer has no notion of "
+                f"control (controllable: vector mixers, {known})")
+    if noise and strength > 0:
+        return ("world.dynamics.kind", f"= {dynamics!r}: a time-varying transition "
+                f"(strength {strength:g}); control with noise needs a fixed one")
+    return None
 
 
 class ControlledWorld:
     """A world driven by actions: ``sample_latents``, ``step`` and ``observe``."""
 
-    def __init__(self, world: Any, cfg: ControlConfig | None = None) -> None:
+    def __init__(self, world: Any, cfg: ControlSpec) -> None:
         self.world = world
-        self.cfg = cfg or ControlConfig()
+        self.cfg = cfg
+        problem = control_problem(world.mixer.kind, world.mixer.rendered, world.dynamics.kind,
+                                  getattr(world.dynamics.params, "strength", 0.0), cfg.noise)
+        if problem:
+            raise ConfigError(*problem)
         mixer = world.mixer
-        if mixer.rendered and mixer.kind not in CONTROLS:
-            known = ", ".join(sorted(CONTROLS))
-            raise ConfigError("world.mixer.kind", f"= {mixer.kind!r}: this rendered mixer "
-                              f"has no notion of control (controllable: vector mixers, {known})")
-        if self.cfg.noise and getattr(world.dynamics.params, "strength", 0.0) > 0:
-            raise ConfigError("world.dynamics.kind", f"= {world.dynamics.kind!r}: a "
-                              "time-varying transition; control with noise needs a fixed one")
         self.dim = world.dim
         self.action_dim = world.dim
         scale = mixer.params.scale if mixer.kind == "reacher" else 1.0
