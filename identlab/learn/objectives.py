@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from identlab.core.registry import OBJECTIVES
-from identlab.core.schema import ConfigError, interval, odd_at_least, param
+from identlab.core.schema import ConfigError, interval, param
 from identlab.learn import sigreg as _sigreg
 
 __all__ = ["Objective", "alignment", "LamSchedule", "LeJEPA", "SigregOnly", "AlignOnly", "Whiten",
@@ -130,8 +130,8 @@ class LeJEPA(_SigregMixin):
         kind: str = "lejepa"
         lam: float = param(1e-3, check=interval(0.0, 1.0), doc="SIGReg weight λ in [0, 1]")
         slices: int = param(256, check=interval(1), doc="random directions per step")
-        knots: int = param(17, check=odd_at_least(3), doc="equispaced knots on [0, t_max]")
-        t_max: float = param(3.0, check=interval(0.0, lo_open=True), doc="largest knot")
+        knots: int = _sigreg.knots_param()
+        t_max: float = _sigreg.t_max_param()
         views: Literal["pooled", "per_view"] = param("pooled", doc="SIGReg on pooled views "
                                                      "(2B samples) or averaged per view")
         impl: Literal["auto", "direct", "recurrence", "compiled"] = param(
@@ -170,8 +170,8 @@ class SigregOnly(_SigregMixin):
     class Params:
         kind: str = "sigreg_only"
         slices: int = param(256, check=interval(1), doc="random directions per step")
-        knots: int = param(17, check=odd_at_least(3), doc="equispaced knots on [0, t_max]")
-        t_max: float = param(3.0, check=interval(0.0, lo_open=True), doc="largest knot")
+        knots: int = _sigreg.knots_param()
+        t_max: float = _sigreg.t_max_param()
         views: Literal["pooled", "per_view"] = param("pooled", doc="see lejepa")
         impl: Literal["auto", "direct", "recurrence", "compiled"] = param("auto", doc="see lejepa")
 

@@ -24,15 +24,40 @@ import functools
 import shutil
 import statistics
 import time
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["knot_weights", "gaussian_expectation", "sigreg_direct", "sigreg_recurrence",
-           "sigreg_compiled", "random_directions", "get_impl", "benchmark"]
+from identlab.core.schema import interval, odd_at_least, param
+
+__all__ = ["Quadrature", "QUADRATURE", "knots_param", "t_max_param", "knot_weights",
+           "gaussian_expectation", "sigreg_direct", "sigreg_recurrence", "sigreg_compiled", "random_directions", "get_impl", "benchmark"]
 
 
-def knot_weights(knots: int = 17, t_max: float = 3.0, *, dtype=torch.float64,
-                 device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class Quadrature:
+    """The knots of the characteristic-function test: K equispaced knots on [0, t_max].
+    The one home of their defaults; objectives and metrics take theirs from here."""
+
+    knots: int = param(17, check=odd_at_least(3), doc="equispaced knots on [0, t_max]")
+    t_max: float = param(3.0, check=interval(0.0, lo_open=True), doc="largest knot")
+
+
+QUADRATURE = Quadrature()
+
+
+def knots_param():
+    """The ``knots`` field of a config section that runs SIGReg."""
+    return param(QUADRATURE.knots, check=odd_at_least(3), doc="equispaced knots on [0, t_max]")
+
+
+def t_max_param():
+    """The ``t_max`` field of a config section that runs SIGReg."""
+    return param(QUADRATURE.t_max, check=interval(0.0, lo_open=True), doc="largest knot")
+
+
+def knot_weights(knots: int = QUADRATURE.knots, t_max: float = QUADRATURE.t_max, *,
+                 dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(t, φ(t), w): knot positions, target characteristic function, weights. Each (J,)."""
     t = torch.linspace(0.0, t_max, knots, dtype=dtype, device=device)
     dt = t_max / (knots - 1)
@@ -42,7 +67,7 @@ def knot_weights(knots: int = 17, t_max: float = 3.0, *, dtype=torch.float64,
     return t, phi, trap * phi
 
 
-def gaussian_expectation(knots: int = 17, t_max: float = 3.0) -> float:
+def gaussian_expectation(knots: int = QUADRATURE.knots, t_max: float = QUADRATURE.t_max) -> float:
     """E[stat] for exactly Gaussian samples: Σ_j w_j (1 − φ_j²) (≈ 1.05 at J=17, t_max=3)."""
     _, phi, w = knot_weights(knots, t_max)
     return float((w * (1 - phi**2)).sum())
@@ -57,8 +82,8 @@ def random_directions(n_dim: int, slices: int, generator: torch.Generator,
     return (a / torch.linalg.vector_norm(a, dim=-2, keepdim=True)).to(dtype)
 
 
-def sigreg_direct(h: torch.Tensor, dirs: torch.Tensor, knots: int = 17,
-                  t_max: float = 3.0) -> torch.Tensor:
+def sigreg_direct(h: torch.Tensor, dirs: torch.Tensor, knots: int = QUADRATURE.knots,
+                  t_max: float = QUADRATURE.t_max) -> torch.Tensor:
     """Reference SIGReg. h: (K, M, N), dirs: (K, N, S) -> (K,) statistic per member."""
     t, phi, w = knot_weights(knots, t_max, dtype=h.dtype, device=h.device)
     p = torch.bmm(h, dirs)  # (K, M, S)
@@ -224,8 +249,8 @@ class _SIGReg(torch.autograd.Function):
         return grad_h, grad_dirs, None, None, None
 
 
-def sigreg_recurrence(h: torch.Tensor, dirs: torch.Tensor, knots: int = 17,
-                      t_max: float = 3.0) -> torch.Tensor:
+def sigreg_recurrence(h: torch.Tensor, dirs: torch.Tensor, knots: int = QUADRATURE.knots,
+                      t_max: float = QUADRATURE.t_max) -> torch.Tensor:
     """SIGReg by the angle-addition recurrence: h (K, M, N), dirs (K, N, S) -> (K,).
 
     Same value and gradient as ``sigreg_direct`` (to float rounding); one cos/sin pair per
@@ -287,8 +312,8 @@ class _CompiledKernels:
         return _compiled(_fused_series)(p, dt, coef.real.contiguous(), -coef.imag)
 
 
-def sigreg_compiled(h: torch.Tensor, dirs: torch.Tensor, knots: int = 17,
-                    t_max: float = 3.0) -> torch.Tensor:
+def sigreg_compiled(h: torch.Tensor, dirs: torch.Tensor, knots: int = QUADRATURE.knots,
+                    t_max: float = QUADRATURE.t_max) -> torch.Tensor:
     """``sigreg_recurrence`` with both passes fused by torch.compile (opt-in: impl="compiled").
 
     The first call for each shape compiles both kernels (~80 s cold on a 2-core CPU; see
@@ -334,8 +359,8 @@ def _fwd_bwd_ms(fn, h: torch.Tensor, dirs: torch.Tensor, knots: int, t_max: floa
     return 1e3 * (time.perf_counter() - start)
 
 
-def benchmark(K: int, M: int, N: int, S: int, knots: int = 17, repeats: int = 15, *,
-              impls=None, t_max: float = 3.0, dtype=torch.float32, device=None,
+def benchmark(K: int, M: int, N: int, S: int, knots: int = QUADRATURE.knots, repeats: int = 15, *,
+              impls=None, t_max: float = QUADRATURE.t_max, dtype=torch.float32, device=None,
               seed: int = 0) -> dict[str, float]:
     """Median ms per forward + backward for each implementation, measured interleaved.
 

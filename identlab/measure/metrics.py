@@ -40,7 +40,13 @@ from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
-from identlab.learn.sigreg import gaussian_expectation, get_impl, knot_weights, random_directions
+from identlab.learn.sigreg import (
+    QUADRATURE,
+    gaussian_expectation,
+    get_impl,
+    knot_weights,
+    random_directions,
+)
 from identlab.measure.config import EvalConfig
 
 __all__ = [
@@ -49,7 +55,7 @@ __all__ = [
     "sigreg_stat", "sigreg_pairs_expectation", "alignment", "METRIC_KEYS", "BOUND_KEYS",
 ]
 
-KNOTS, T_MAX = 17, 3.0
+KNOTS, T_MAX = QUADRATURE.knots, QUADRATURE.t_max  # SIGReg's default quadrature
 
 METRIC_KEYS = (
     "r2_hz", "r2_zh", "r2_hz_dims", "r2_zh_dims", "cca_mean", "cca_min", "cca_corrs",

@@ -38,7 +38,7 @@ import torch
 from numpy.polynomial import hermite_e
 from scipy import linalg, stats
 
-from identlab.learn.sigreg import gaussian_expectation, knot_weights, sigreg_direct
+from identlab.learn.sigreg import QUADRATURE, gaussian_expectation, knot_weights, sigreg_direct
 
 __all__ = [
     "Fact", "MCEstimate", "Z", "ETA", "RHO", "U",
@@ -363,7 +363,8 @@ def sample_standardized(law: str, size, rng: np.random.Generator) -> np.ndarray:
 
 
 @cache
-def sigreg_null_quantile(q: float = 0.999, knots: int = 17, t_max: float = 3.0,
+def sigreg_null_quantile(q: float = 0.999, knots: int = QUADRATURE.knots,
+                         t_max: float = QUADRATURE.t_max,
                          draws: int = 100_000, seed: int = 0) -> float:
     """q-quantile of the 1-D SIGReg statistic at an exact Gaussian (large-n limit).
 
