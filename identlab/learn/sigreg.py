@@ -31,7 +31,8 @@ import torch
 from identlab.core.schema import interval, odd_at_least, param
 
 __all__ = ["Quadrature", "QUADRATURE", "knots_param", "t_max_param", "knot_weights",
-           "gaussian_expectation", "sigreg_direct", "sigreg_recurrence", "sigreg_compiled", "random_directions", "get_impl", "benchmark"]
+           "gaussian_expectation", "sigreg_direct", "sigreg_recurrence", "sigreg_compiled",
+           "random_directions", "get_impl", "benchmark"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def t_max_param():
 
 
 def knot_weights(knots: int = QUADRATURE.knots, t_max: float = QUADRATURE.t_max, *,
-                 dtype=torch.float64, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 dtype=torch.float64,
+                 device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(t, φ(t), w): knot positions, target characteristic function, weights. Each (J,)."""
     t = torch.linspace(0.0, t_max, knots, dtype=dtype, device=device)
     dt = t_max / (knots - 1)
