@@ -2,8 +2,12 @@
 
 import os
 
+import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+from identlab.core.schema import ConfigError
 
 settings.register_profile(
     "ci", max_examples=25, deadline=None, derandomize=True,
@@ -13,3 +17,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # one thread: tests are many tiny ops, and a busy machine makes OpenMP spin-waits costly
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def gl():
+    """Render one frame to prove a GL backend exists (skip without one, unless CI)."""
+    from identlab.world import pixels
+    from identlab.world.mixers import Reacher
+
+    try:
+        pixels.render_frames(Reacher.Params(), np.zeros((1, 2)))
+    except ConfigError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a GL backend for the pixel tests: {e}")
+        pytest.skip(f"no GL backend: {e}")

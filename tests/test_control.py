@@ -5,8 +5,6 @@ only when no GL backend exists and ``CI`` is unset; under CI a missing backend f
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -17,19 +15,7 @@ from identlab.core.schema import ConfigError
 from identlab.measure.config import PlanConfig
 from identlab.world import pixels
 from identlab.world.control import ControlledWorld
-from identlab.world.mixers import Reacher
 from identlab.world.world import World
-
-
-@pytest.fixture(scope="module")
-def gl():
-    """Render one frame to prove a GL backend exists (skip without one, unless CI)."""
-    try:
-        pixels.render_frames(Reacher.Params(), np.zeros((1, 2)))
-    except ConfigError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs a GL backend for the pixel tests: {e}")
-        pytest.skip(f"no GL backend: {e}")
 
 
 def _world(*overrides: str) -> World:

@@ -24,17 +24,6 @@ from identlab.world.mixers import Reacher
 PIXEL = ["world.mixer.kind=reacher", "learner.encoder.kind=cnn"]
 
 
-@pytest.fixture(scope="module")
-def gl():
-    """Render one frame to prove a GL backend exists (skip without one, unless CI)."""
-    try:
-        pixels.render_frames(Reacher.Params(), np.zeros((1, 2)))
-    except ConfigError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs a GL backend for the pixel tests: {e}")
-        pytest.skip(f"no GL backend: {e}")
-
-
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("IDENTLAB_FRAME_CACHE", str(tmp_path / "frames"))
