@@ -553,11 +553,100 @@ def _figure_link(spec: dict, kind: str, metric: str | None = None) -> str | None
     return None
 
 
+def _intro(frames: dict, wall: dict | None) -> list[str]:
+    parts = ["# The paper, reproduced side by side", "",
+             "Every published number of *When Does LeJEPA Learn a World Model?* that "
+             "identlab re-measures, beside identlab's value on this machine's budget "
+             "(`make reproduce`, CPU sizes). No run is dropped and nothing is selected on "
+             "ground truth; where the paper selected encoders by final training loss, that "
+             "protocol is emulated from the same runs and labelled. Each sweep's own report "
+             "(every figure, the full cell table, provenance) is linked in its section.", ""]
+    if not wall:
+        return parts
+    train_s = {k: train_seconds(frames[k]) if k in frames else 0.0 for k in wall}
+
+    def run_text(k, v):
+        text = f"{k}: {v['trained']} trained, {v['skipped']} reused"
+        if v["trained"]:
+            text += f", {v['wall_s']} s wall"
+        return text + f"; {train_s[k]:.0f} s of training in its records"
+
+    total = sum(train_s.values())
+    return parts + ["**Runs:** " + "; ".join(run_text(k, v) for k, v in wall.items())
+                    + f". Training time of all records: {total / 60:.1f} min (each batched "
+                    "program counted once).", ""]
+
+
+def _missing(sweep_root: Path, name: str) -> list[str]:
+    return [f"_Not run: no records under `{sweep_root / name}`._", ""]
+
+
+def _scaling_section(frames, specs, out, sweep_root, findings) -> list[str]:
+    parts = ["## 1. Scaling table (coupling flow + matched encoder)", ""]
+    if not ("paper_scaling" in frames and len(frames["paper_scaling"])):
+        return parts + _missing(sweep_root, "paper_scaling")
+    df = frames["paper_scaling"]
+    tab = scaling_table(df)
+    fig = _save(scaling_figure(tab), out, "01-scaling")
+    f = _scaling_findings(tab) + [_separation_text(loss_separation(df))] \
+        + _sigreg_effect_text(sigreg_effect(df))
+    findings += [f"Scaling — {x}" for x in f]
+    return parts + [f"![scaling]({fig})", "", _scaling_markdown(tab), "",
+                    "R²(x→z), the linear decodability of z from the raw observations (how "
+                    "hard the mixing is):", "", _xz_markdown(tab), "",
+                    *[f"- {x}" for x in f], "",
+                    f"Full sweep report: {_link(specs['paper_scaling'])}.", ""]
+
+
+def _gennorm_section(frames, specs, out, sweep_root, findings) -> list[str]:
+    parts = ["## 2. Generalized-normal ablation (spiral + MLP)", ""]
+    if not ("paper_gennorm" in frames and len(frames["paper_gennorm"])):
+        return parts + _missing(sweep_root, "paper_gennorm")
+    tab = gennorm_table(frames["paper_gennorm"], frames.get("paper_gennorm_stationary"))
+    fig = _save(gennorm_figure(tab), out, "02-gennorm")
+    f = _gennorm_findings(tab)
+    findings += [f"Gennorm — {x}" for x in f]
+    return parts + [f"![gennorm]({fig})", "", _gennorm_markdown(tab), "",
+                    *[f"- {x}" for x in f], "",
+                    "Sweep reports: " + ", ".join(_link(specs[n]) for n in (
+                        "paper_gennorm", "paper_gennorm_stationary") if n in specs) + ".", ""]
+
+
+def _grid_section(frames, specs, sweep_root, findings) -> list[str]:
+    parts = ["## 3. λ × ρ grid and the Theorem-3 bound", ""]
+    if not ("paper_grid" in frames and len(frames["paper_grid"])):
+        return parts + _missing(sweep_root, "paper_grid")
+    s = grid_summary(frames["paper_grid"])
+    text = (f"{s['runs']} runs ({s['ok']} ok, {s['diverged']} diverged; paper: "
+            f"{GRID_PAPER['runs']}). The bound holds within Monte-Carlo error in "
+            f"{s['holds']}/{s['checked']} runs, including {s['low_holds']}/{s['low']} "
+            f"runs with R² < {BOUND_MARK_R2} that the paper's figure drops "
+            f"(paper: {GRID_PAPER['claim']}).")
+    worst = min(s["by_lam"].items(), key=lambda kv: kv[1][0])
+    best = s["by_lam"][s["best_lam"]]
+    text2 = (f"R² is highest at λ = {s['best_lam']:g} ({best[0]:.3f}) and lowest at "
+             f"λ = {worst[0]:g} ({worst[1][0]:.3f}): a drop of "
+             f"{best[0] - worst[1][0]:.3f}.")
+    findings += [f"Bound — {text}", f"λ — {text2}"]
+    figs = [_figure_link(specs["paper_grid"], "heatmap", "r2_hz"),
+            _figure_link(specs["paper_grid"], "bound")]
+    parts += [f"![λ × ρ grid]({f})\n" for f in figs if f]
+    return parts + [text, "", text2, "", _grid_markdown(s), "",
+                    f"Full sweep report: {_link(specs['paper_grid'])}.", ""]
+
+
+def _reacher_section(reports_root) -> list[str]:
+    reacher = Path(reports_root) / "reacher" / "README.md"
+    return ["## 4. Reacher pixels", "", f"Paper: {REACHER_PAPER}. " + (
+        "identlab's pixel experiment: [reacher](../reacher/README.md)." if reacher.is_file()
+        else "identlab's pixel experiment has no report yet (`sweeps/reacher.yaml`)."), ""]
+
+
 def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports",
                      wall: dict | None = None, preset: str | None = None) -> Path:
     """Write ``<reports_root>/paper/README.md`` (``paper-<preset>`` for a preset) from the
     paper sweeps under ``sweep_root``; a missing sweep is named as missing. ``wall``:
-    the run summaries of the sweeps (from :func:`identlab.sweep.run_sweep`), by name."""
+    the run summaries of the sweeps (from :func:`identlab.sweep.run.run_sweep`), by name."""
     sweep_root = Path(sweep_root)
     out = report_dir(reports_root, page_name(preset))
     out.mkdir(parents=True, exist_ok=True)
@@ -567,89 +656,14 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
         if (d / "spec.json").is_file():
             frames[name] = load_records(d)
             specs[name] = read_json(d / "spec.json")
-    parts = ["# The paper, reproduced side by side", "",
-             "Every published number of *When Does LeJEPA Learn a World Model?* that "
-             "identlab re-measures, beside identlab's value on this machine's budget "
-             "(`make reproduce`, CPU sizes). No run is dropped and nothing is selected on "
-             "ground truth; where the paper selected encoders by final training loss, that "
-             "protocol is emulated from the same runs and labelled. Each sweep's own report "
-             "(every figure, the full cell table, provenance) is linked in its section.", ""]
-    if wall:
-        train_s = {k: train_seconds(frames[k]) if k in frames else 0.0 for k in wall}
-
-        def run_text(k, v):
-            text = f"{k}: {v['trained']} trained, {v['skipped']} reused"
-            if v["trained"]:
-                text += f", {v['wall_s']} s wall"
-            return text + f"; {train_s[k]:.0f} s of training in its records"
-
-        total = sum(train_s.values())
-        parts += ["**Runs:** " + "; ".join(run_text(k, v) for k, v in wall.items())
-                  + f". Training time of all records: {total / 60:.1f} min (each batched "
-                  "program counted once).", ""]
+    parts = _intro(frames, wall)
     if specs:
         parts += ["## Settings that differ", "", _settings_markdown(specs), ""]
     findings: list[str] = []
-
-    parts += ["## 1. Scaling table (coupling flow + matched encoder)", ""]
-    if "paper_scaling" in frames and len(frames["paper_scaling"]):
-        tab = scaling_table(frames["paper_scaling"])
-        fig = _save(scaling_figure(tab), out, "01-scaling")
-        f = _scaling_findings(tab) + [_separation_text(loss_separation(
-            frames["paper_scaling"]))] + _sigreg_effect_text(sigreg_effect(
-                frames["paper_scaling"]))
-        findings += [f"Scaling — {x}" for x in f]
-        parts += [f"![scaling]({fig})", "", _scaling_markdown(tab), "",
-                  "R²(x→z), the linear decodability of z from the raw observations (how "
-                  "hard the mixing is):", "", _xz_markdown(tab), "",
-                  *[f"- {x}" for x in f], "",
-                  f"Full sweep report: {_link(specs['paper_scaling'])}.", ""]
-    else:
-        parts += ["_Not run: no records under "
-                  f"`{sweep_root / 'paper_scaling'}`._", ""]
-
-    parts += ["## 2. Generalized-normal ablation (spiral + MLP)", ""]
-    if "paper_gennorm" in frames and len(frames["paper_gennorm"]):
-        tab = gennorm_table(frames["paper_gennorm"], frames.get("paper_gennorm_stationary"))
-        fig = _save(gennorm_figure(tab), out, "02-gennorm")
-        f = _gennorm_findings(tab)
-        findings += [f"Gennorm — {x}" for x in f]
-        parts += [f"![gennorm]({fig})", "", _gennorm_markdown(tab), "",
-                  *[f"- {x}" for x in f], "",
-                  "Sweep reports: " + ", ".join(_link(specs[n]) for n in (
-                      "paper_gennorm", "paper_gennorm_stationary") if n in specs) + ".", ""]
-    else:
-        parts += [f"_Not run: no records under `{sweep_root / 'paper_gennorm'}`._", ""]
-
-    parts += ["## 3. λ × ρ grid and the Theorem-3 bound", ""]
-    if "paper_grid" in frames and len(frames["paper_grid"]):
-        s = grid_summary(frames["paper_grid"])
-        text = (f"{s['runs']} runs ({s['ok']} ok, {s['diverged']} diverged; paper: "
-                f"{GRID_PAPER['runs']}). The bound holds within Monte-Carlo error in "
-                f"{s['holds']}/{s['checked']} runs, including {s['low_holds']}/{s['low']} "
-                f"runs with R² < {BOUND_MARK_R2} that the paper's figure drops "
-                f"(paper: {GRID_PAPER['claim']}).")
-        worst = min(s["by_lam"].items(), key=lambda kv: kv[1][0])
-        best = s["by_lam"][s["best_lam"]]
-        text2 = (f"R² is highest at λ = {s['best_lam']:g} ({best[0]:.3f}) and lowest at "
-                 f"λ = {worst[0]:g} ({worst[1][0]:.3f}): a drop of "
-                 f"{best[0] - worst[1][0]:.3f}.")
-        findings += [f"Bound — {text}", f"λ — {text2}"]
-        figs = [_figure_link(specs["paper_grid"], "heatmap", "r2_hz"),
-                _figure_link(specs["paper_grid"], "bound")]
-        parts += [f"![λ × ρ grid]({f})\n" for f in figs if f]
-        parts += [text, "", text2, "",
-                  _grid_markdown(s), "",
-                  f"Full sweep report: {_link(specs['paper_grid'])}.", ""]
-    else:
-        parts += [f"_Not run: no records under `{sweep_root / 'paper_grid'}`._", ""]
-
-    parts += ["## 4. Reacher pixels", ""]
-    reacher = Path(reports_root) / "reacher" / "README.md"
-    parts += [f"Paper: {REACHER_PAPER}. " + (
-        "identlab's pixel experiment: [reacher](../reacher/README.md)." if reacher.is_file()
-        else "identlab's pixel experiment has no report yet (`sweeps/reacher.yaml`)."), ""]
-
+    parts += _scaling_section(frames, specs, out, sweep_root, findings)
+    parts += _gennorm_section(frames, specs, out, sweep_root, findings)
+    parts += _grid_section(frames, specs, sweep_root, findings)
+    parts += _reacher_section(reports_root)
     parts += ["## What differs and why", "",
               "Computed from the records above; the settings table says what was run "
               "differently.", "", *[f"- {x}" for x in findings], ""]
