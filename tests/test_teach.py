@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from identlab.cli import main
 from identlab.config import config_hash
 from identlab.measure import theory
+from identlab.record import Record
 from identlab.studies.teach import additive, gaussianity, stationarity, timescales, unmix
 from identlab.studies.teach.bound import bound_text
 from identlab.studies.teach.compare import (
@@ -362,9 +363,10 @@ def test_unmix_text_verdicts():
 
 def test_results_frame_reads_records():
     runs = [r for r in plan_runs(load_specs(True), ROWS) if r.section == unmix.SECTION]
-    rec = {"hash": runs[0].hash, "status": "ok",
-           "metrics": {"r2_hz": 0.9, "mcc": None, "r2_hz_dims": [0.8, 1.0], "flag": True,
-                       "name": "skip"}}
+    rec = Record(hash=runs[0].hash, config={}, seed=0, status="ok", diverged_at=None,
+                 metrics={"r2_hz": 0.9, "mcc": None, "r2_hz_dims": [0.8, 1.0], "flag": True,
+                          "name": "skip"}, flags={}, theorem_applies=True, reasons=[],
+                 mixer={}, sample=None, train={}, provenance={})
     df = results_frame(runs, {runs[0].hash: rec})
     row = df.iloc[0]
     assert (row.section, row.arm, row.level, row.seed) == ("s2", "Gaussian OU", 1e-3, 0)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from identlab.config import RunConfig, config_hash
 from identlab.core.io import read_json, write_json_atomic
 from identlab.measure.stats import ok_rows
+from identlab.record import Record, RecordError
 from identlab.sweep.executors import EXECUTORS
 from identlab.sweep.run import sweeps_dir
 from identlab.sweep.spec import SweepSpec, load_spec, plan
@@ -135,7 +136,7 @@ def plan_runs(specs: Mapping[str, SweepSpec], rows: Mapping[str, RowFn]) -> list
 class Execution:
     """Records by config hash; how many were trained now and how many were reused."""
 
-    records: dict[str, dict]
+    records: dict[str, Record]
     trained: int
     reused: int
 
@@ -143,8 +144,8 @@ class Execution:
         """The batched programs the records came from (members, wall time, speed)."""
         progs: dict[tuple, dict] = {}
         for rec in self.records.values():
-            p = rec["provenance"]
-            key = (rec["config"]["learner"]["objective"]["kind"], p["group_size"],
+            p = rec.provenance
+            key = (rec.config["learner"]["objective"]["kind"], p["group_size"],
                    p["train_s"], p["steps_per_s"], p["device"])
             g = progs.setdefault(key, {"objective": key[0], "members": key[1],
                                        "wall_s": 0.0, "steps_per_s": key[3],
@@ -177,10 +178,15 @@ def execute(runs: list[Run], specs: Mapping[str, SweepSpec], runs_dir: str | Pat
     return Execution(records, trained=len(pending), reused=len(unique) - len(pending))
 
 
-def store_record(store: Store, key: str) -> dict | None:
-    """The stored record of ``key``, or None when missing or unreadable."""
+def store_record(store: Store, key: str) -> Record | None:
+    """The stored record of ``key``, or None when missing, unreadable or not a record."""
     rec = read_json(store.path(key))
-    return rec if isinstance(rec, dict) and rec.get("hash") == key else None
+    if not (isinstance(rec, dict) and rec.get("hash") == key):
+        return None
+    try:
+        return Record.from_json(rec)
+    except RecordError:
+        return None
 
 
 def write_plan(root: Path, specs: Mapping[str, SweepSpec], runs: list[Run]) -> None:
@@ -190,15 +196,15 @@ def write_plan(root: Path, specs: Mapping[str, SweepSpec], runs: list[Run]) -> N
                                            for sec, spec in specs.items()})
 
 
-def results_frame(runs: list[Run], records: dict[str, dict]) -> pd.DataFrame:
+def results_frame(runs: list[Run], records: dict[str, Record]) -> pd.DataFrame:
     """One row per planned run (by section, seed, then the section's own order): section,
     arm, level, seed, hash, status and the scalar metrics (per-latent R² as r2_dim1/2)."""
     rows = []
     for r in sorted(runs, key=lambda r: (r.section, r.seed, r.order)):
         rec = records[r.hash]
-        m = rec.get("metrics") or {}
+        m = rec.metrics
         row = {"section": r.section, "arm": r.arm, "level": r.level, "seed": r.seed,
-               "hash": rec["hash"], "status": rec["status"]}
+               "hash": rec.hash, "status": rec.status}
         for k, v in m.items():
             if isinstance(v, (bool, int, float)) or v is None:
                 row[k] = np.nan if v is None else v

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from identlab.core.fmt import fmt
 from identlab.measure import theory
 from identlab.measure.stats import align_orthogonal, ok_rows
+from identlab.record import Record
 from identlab.studies.teach.runs import Budget, grid_values
 from identlab.studies.teach.text import (
     Section,
@@ -110,25 +111,25 @@ def timescale_bars(ax, sub: pd.DataFrame, labels: Sequence[str]) -> None:
     ax.grid(alpha=0.3, axis="y")
 
 
-def first_record(sub: pd.DataFrame, records: dict, arm: str, level: str) -> dict | None:
+def first_record(sub: pd.DataFrame, records: dict, arm: str, level: str) -> Record | None:
     part = ok_rows(sub[(sub["arm"] == arm) & (sub["level"] == level)]).sort_values("seed")
     return records[part.iloc[0]["hash"]] if len(part) else None
 
 
-def embedding_panel(ax, rec: dict | None, d: int, head: str) -> None:
+def embedding_panel(ax, rec: Record | None, d: int, head: str) -> None:
     """Both coordinates of h (rotated onto z by Procrustes) against latent ``d``: a
     diagonal is recovery of that latent, a blob is its loss."""
-    if rec is None or rec.get("sample") is None:
+    if rec is None or rec.sample is None:
         ax.text(0.5, 0.5, "no finished run", ha="center", transform=ax.transAxes)
         return
-    z, h = np.asarray(rec["sample"]["z"], float), np.asarray(rec["sample"]["h"], float)
+    z, h = np.asarray(rec.sample["z"], float), np.asarray(rec.sample["h"], float)
     ha, zc = align_orthogonal(h, z)
     for j, col in ((0, "tab:blue"), (1, "tab:orange")):
         ax.scatter(zc[:, d], ha[:, j], s=5, color=col, alpha=0.55, lw=0,
                    label=f"(hQᵀ)_{j + 1}")
     ax.set_xlabel(("slow z₁", "fast z₂")[d])
     ax.set_ylabel("h rotated onto z")
-    ax.set_title(f"{head} (seed {rec['seed']})", fontsize=9)
+    ax.set_title(f"{head} (seed {rec.seed})", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", markerscale=2)
     ax.grid(alpha=0.25)
 

@@ -29,7 +29,7 @@ def section_unmix(b: Budget, df: pd.DataFrame, records: dict, baseline: float,
                   out: Path) -> Section:
     """h vs z after Procrustes alignment for the main Gaussian OU runs."""
     sub = df[df["section"] == SECTION].sort_values("seed")
-    samples = [(int(r.seed), records[r.hash].get("sample"), r.r2_hz)
+    samples = [(int(r.seed), records[r.hash].sample, r.r2_hz)
                for r in sub.itertuples() if r.status == "ok"]
     name = save_png(unmix_figure(samples), out, "02-unmix.png")
     table_rows = [[int(r.seed)] + [getattr(r, m, np.nan) for m in TABLE_METRICS]
