@@ -156,6 +156,11 @@ def planning_figure(df: pd.DataFrame) -> Figure:
     right.set_ylabel("regret (median)")
     right.set_yscale("symlog", linthresh=1e-2)
     right.set_title("red: rotation, blue: affine, orange: spiral h = x", fontsize=10)
+    right.set_ylim(bottom=-1e-3)
+    ticks = [1.0, *KAPPAS]
+    for ax in (left, mid):
+        ax.set_xticks(ticks, [f"{k:g}" for k in ticks])
+        ax.minorticks_off()
     for ax in (left, mid, right):
         ax.grid(alpha=0.3)
     fig.suptitle("What planning needs: h = Qz, not only h linear in z", fontsize=12)
