@@ -18,7 +18,14 @@ from identlab.cli import main
 from identlab.config import config_hash
 from identlab.measure import theory
 from identlab.record import Record
-from identlab.studies.teach import additive, gaussianity, stationarity, timescales, unmix
+from identlab.studies.teach import (
+    additive,
+    gaussianity,
+    planning,
+    stationarity,
+    timescales,
+    unmix,
+)
 from identlab.studies.teach.bound import bound_text
 from identlab.studies.teach.compare import (
     GAUSS,
@@ -74,7 +81,7 @@ def test_quick_walkthrough_renders(quick_report):
     assert wall < 90
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert "budgets are tiny" in readme
-    for n in range(1, 9):
+    for n in range(1, 10):
         assert re.search(rf"^## {n}\. ", readme, re.M), f"heading {n} missing"
     assert "## Facts checked" in readme
 
@@ -83,7 +90,7 @@ def test_every_image_link_is_a_png(quick_report):
     _, out, _ = quick_report
     readme = (out / "README.md").read_text(encoding="utf-8")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
-    assert len(links) >= 8
+    assert len(links) >= 9
     for link in links:
         path = out / link
         assert path.is_file(), link
@@ -399,3 +406,60 @@ def test_number_and_table_formatting():
     assert table[1] == "|---|---|" and table[2] == "| yes | x\\|y |"
     assert table[3].startswith("| 3 | 0.123")
     assert GAUSS.name == "Gaussian OU"
+
+
+# ------------------------------------------------------------------ section 9: planning
+@pytest.fixture(scope="module")
+def plan_df():
+    return planning.plan_table(0.95, planning.PAIRS[False])
+
+
+def test_planning_table_reproduces_the_calibration(plan_df):
+    """With measure/planning's own protocol: the rotation plans like z (regret 0 to
+    1e-9); det-1 affine maps of condition number 2 and 4 give the population medians
+    0.0264 and 0.1036 of the scalar reference (tests/test_planning.py); regret grows with
+    κ while the interpolation ratio stays at the straight line's 3/φ."""
+    by = plan_df.set_index("encoder")
+    rot = by.loc["rotation h = Qz + b"]
+    assert abs(rot.regret) < 1e-9 and abs(rot.p90) < 1e-9
+    assert by.loc["affine, κ = 2", "regret"] == pytest.approx(0.0264, rel=0.12)
+    assert by.loc["affine, κ = 4", "regret"] == pytest.approx(0.1036, rel=0.12)
+    aff = plan_df[plan_df["kind"] == "affine"].sort_values("kappa")
+    assert np.all(np.diff(aff["regret"]) > 0) and np.all(aff["p90"] > aff["regret"])
+    lin = plan_df[plan_df["kind"] != "spiral"]
+    assert np.all(np.abs(lin["interp"] - planning.LINE_RATIO) < planning.FLAT)
+    spi = plan_df[plan_df["kind"] == "spiral"]
+    assert np.all(spi["regret"] > 0.01)
+
+
+def test_planning_text_on_its_own_table(plan_df):
+    text = " ".join(planning.planning_text(plan_df))
+    assert "plans exactly as well as z" in text and "grows with κ" in text
+    assert "linearity, not orthogonality" in text
+
+
+def _plan_rows(rot=(0.0, 0.0, 1.855), affine=((0.01, 0.02, 1.856), (0.03, 0.05, 1.854)),
+               spiral=((0.05, 0.1, 1.86), (2.0, 9.0, 2.5))) -> pd.DataFrame:
+    rows = [{"kind": "rotation", "kappa": 1.0, "turns": 0.0, "regret": rot[0],
+             "p90": rot[1], "interp": rot[2]}]
+    rows += [{"kind": "affine", "kappa": 2.0 ** (i + 1), "turns": 0.0, "regret": r,
+              "p90": p, "interp": x} for i, (r, p, x) in enumerate(affine)]
+    rows += [{"kind": "spiral", "kappa": float("nan"), "turns": 0.1 * (i + 1), "regret": r,
+              "p90": p, "interp": x} for i, (r, p, x) in enumerate(spiral)]
+    return pd.DataFrame(rows)
+
+
+def test_planning_text_reads_the_numbers():
+    """Each verdict follows its number: the corollary's zero, monotone regret, a flat
+    interpolation ratio, and a spiral the test misses."""
+    text = " ".join(planning.planning_text(_plan_rows()))
+    assert "plans exactly as well as z" in text and "grows with κ" in text
+    assert "0.01 and 0.03 in median regret" in text
+    assert "linearity, not orthogonality" in text
+    assert "At 0.1 turns the ratio is within" in text  # 1.86 vs 1.855; 2.5 is not
+    bad = " ".join(planning.planning_text(_plan_rows(
+        rot=(0.2, 0.4, 1.855), affine=((0.05, 0.1, 1.856), (0.03, 0.05, 1.95)),
+        spiral=((2.0, 9.0, 2.5),))))
+    assert "does not reproduce the corollary" in bad and "not monotone in κ" in bad
+    assert "more than the 0.02 expected" in bad and "linearity, not" not in bad
+    assert "the test misses" not in bad

@@ -7,6 +7,6 @@
 * :mod:`.worlds` — the worlds the pictures and diagnostics use;
 * :mod:`.world`, :mod:`.unmix`, :mod:`.spectrum`, :mod:`.gaussianity`,
   :mod:`.stationarity`, :mod:`.additive`, :mod:`.timescales`, :mod:`.bound`,
-  :mod:`.facts` — sections 1–8 and the facts list;
+  :mod:`.planning`, :mod:`.facts` — sections 1–9 and the facts list;
 * :mod:`.walkthrough` — :func:`~.walkthrough.write_teaching`, which puts them together.
 """

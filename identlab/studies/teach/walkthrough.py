@@ -18,6 +18,7 @@ from identlab.core.io import write_bytes_atomic
 from identlab.studies.teach import additive, gaussianity, stationarity, timescales, unmix
 from identlab.studies.teach.bound import section_bound
 from identlab.studies.teach.facts import facts_section
+from identlab.studies.teach.planning import section_planning
 from identlab.studies.teach.runs import (
     Budget,
     Execution,
@@ -62,6 +63,7 @@ def write_teaching(out: str | Path, *, quick: bool = False, device="auto",
         additive.section_additive(b, specs["s6"], df, out),
         timescales.section_timescales(b, specs["s7"], df, ex.records, out),
         section_bound(df, out),
+        section_planning(b, out),
     ]
     write_bytes_atomic(out / "results.csv", df.to_csv(index=False).encode("utf-8"))
     text = readme(b, sections, facts_section(), ex, len(runs), time.perf_counter() - t0)
