@@ -187,3 +187,19 @@ def test_constraint_sweep_is_a_default_sweep_with_its_cells():
     laws = {(c.world.latent.kind, c.world.dynamics.kind) for c in cfgs}
     assert laws == {("gaussian", "ou"), ("laplace", "laplace_ar"), ("uniform", "copula_ou"),
                     ("gennorm", "copula_ou")}
+
+
+def test_bench_only_attribution_merges_its_rows(tmp_path, capsys):
+    """`identlab bench --only attribution` adds the attribution rows (shares in [0, 1))
+    and keeps every other row of the existing report."""
+    import json
+
+    out = tmp_path / "bench.md"
+    out.with_suffix(".json").write_text(json.dumps({"spiral_k1_ms": 1.5, "threads": 1}))
+    assert main(["bench", "--only", "attribution", "--quick", "--out", str(out)]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert res["spiral_k1_ms"] == 1.5
+    for law in ("gaussian", "gennorm"):
+        assert 0.0 <= res[f"attribution_share_{law}"] < 1.0
+        assert res[f"attribution_member_s_{law}"] >= 0.0
+    assert "`attribution_share_gaussian`" in out.read_text()
