@@ -172,6 +172,9 @@ def test_tiny_sweep_report_shows_verdicts(tmp_path):
     text = write_report(tmp_path / "run", tmp_path / "reports").read_text()
     assert "Attribution (majority verdict over seeds" in text
     assert any(f"{m} in" in text for m in VERDICT_MARKS.values())
+    table = text[text.index("## Cells"):]
+    assert "| verdict |" in table and "r2_hz_gauss" in table
+    assert sum(f" {m} 1/1" in table for m in VERDICT_MARKS.values()) >= 1
 
 
 def test_constraint_sweep_is_a_default_sweep_with_its_cells():

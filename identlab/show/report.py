@@ -32,6 +32,7 @@ from identlab.measure.stats import (
     cell_verdicts,
     level_of,
     ok_rows,
+    row_verdicts,
 )
 from identlab.measure.thresholds import BOUND_MARK_R2
 from identlab.show import plots
@@ -47,6 +48,9 @@ __all__ = ["load_records", "records_frame", "write_report", "write_index", "repo
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes")
 PLAN_TABLE_METRICS = ("plan_regret", "plan_interp_ratio")  # shown where runs planned
+# shown where records carry attribution keys (DESIGN §7), with a verdict column
+ATTRIBUTION_TABLE_METRICS = ("r2_hz_gauss", "loss_learned", "loss_rotation",
+                             "loss_gaussianized")
 DEFAULT_THRESHOLD = 0.9  # "recovered" level for unit metrics when the plot names none
 INDEX_STATE = "index.json"  # wall times behind the index, merged across commands
 FIGURE_RE = re.compile(r"^\d{2}-[A-Za-z0-9_-]+\.(png|svg)$")
@@ -488,11 +492,15 @@ def cell_table(df: pd.DataFrame, grid: dict) -> str:
     if not len(df):
         return "_No records._"
     axes = [a for a in grid if f"cell.{a}" in df]
-    metrics = [m for m in TABLE_METRICS + PLAN_TABLE_METRICS if m in df]
+    metrics = [m for m in TABLE_METRICS + PLAN_TABLE_METRICS + ATTRIBUTION_TABLE_METRICS
+               if m in df]
     head = [short_axis(a) for a in axes] + ["runs ok", "theorem"] + metrics
     has_bound = "bound_holds" in df and df["bound_holds"].notna().any()
     if has_bound:
         head.append("bound holds")
+    has_verdict = "verdict" in df and df["verdict"].notna().any()
+    if has_verdict:
+        head.append("verdict")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, cell in df.groupby("cell_index", sort=True):
         ok = ok_rows(cell)
@@ -506,8 +514,24 @@ def cell_table(df: pd.DataFrame, grid: dict) -> str:
         if has_bound:
             b = ok["bound_holds"].dropna().astype(bool)
             row.append(f"{int(b.sum())}/{len(b)}" if len(b) else "n/a")
+        if has_verdict:
+            row.append(_verdict_counts(cell))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+_VERDICT_NOTE = (" `loss_*` are the expected training losses J (DESIGN §7) of the learned h, "
+                 "the best scaled rotation and Φ⁻¹(F(z)); `verdict` counts the attribution "
+                 "classes over the cell's runs: ✓ recovered, ⚙ optimizer gap, ✗ non-rotation "
+                 "optimum, ⚙✗ both, † diverged.")
+
+
+def _verdict_counts(cell: pd.DataFrame) -> str:
+    """'✗ 2/3, ⚙✗ 1/3': every attribution class of the cell's runs with its count."""
+    v = row_verdicts(cell).dropna()
+    counts = v.value_counts()
+    return ", ".join(f"{VERDICT_MARKS[c]} {int(counts[c])}/{len(v)}" for c in VERDICT_MARKS
+                     if c in counts) or "n/a"
 
 
 def _md(s) -> str:
@@ -695,7 +719,8 @@ def _readme(spec, df, records, figures, grid, sweep_dir) -> str:
                   f"[SVG]({stem}.svg)", "", para, ""]
     parts += ["## Cells", "", "Mean ± seed std over finished runs; `theorem` is whether the "
               "world satisfies all of the theorem's assumptions (Gaussian, stationary, "
-              "additive).", "", cell_table(df, grid), "",
+              "additive)." + (_VERDICT_NOTE if "verdict" in df else ""), "",
+              cell_table(df, grid), "",
               "Full table (one row per run): [results.csv](results.csv).", "",
               "## Provenance", "", _provenance(records, spec, sweep_dir), ""]
     return "\n".join(parts)
