@@ -15,6 +15,7 @@ from identlab.cli import main
 from identlab.config import config_hash, load_run
 from identlab.core.schema import ConfigError, build, param, to_dict
 from identlab.learn.program import run_configs
+from identlab.measure.attribution import ATTRIBUTION_KEYS
 from identlab.measure.config import PlanConfig
 from identlab.measure.planning import PLAN_KEYS
 from identlab.measure.protocol import TIMING_KEYS
@@ -143,7 +144,11 @@ def test_default_record_matches_the_pin(capsys):
     rec = rec[0] if isinstance(rec, list) else rec
     rec.pop("provenance")
     pin.pop("provenance", None)
-    assert rec == pin
+    # the attribution keys (DESIGN §7) are new; every pinned value stays exact
+    assert set(rec["metrics"]) - set(pin["metrics"]) == set(ATTRIBUTION_KEYS)
+    assert {k: rec["metrics"][k] for k in pin["metrics"]} == pin["metrics"]
+    assert {k: v for k, v in rec.items() if k != "metrics"} == \
+        {k: v for k, v in pin.items() if k != "metrics"}
 
 
 # ------------------------------------------------------------------ end to end

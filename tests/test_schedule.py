@@ -145,3 +145,51 @@ def test_sample_scale_is_the_batch_statistic_over_its_sample_count(views):
     m = 128 if views == "pooled" else 64
     torch.testing.assert_close(sample, batch / m)
     assert math.isfinite(float(sample.sum()))
+
+
+# ------------------------------------------------------------------ in the batched program
+TINY_RUN = ["train.steps=40", "learner.encoder.hidden=16", "learner.encoder.depth=2",
+            "learner.objective.slices=8", "eval.n=200"]
+RAMP_ONLY = RAMP[:4]
+
+
+def test_a_ramp_member_trains_with_its_scheduled_lambda():
+    """The λ the loss closure reads at each step is the member's schedule at that step:
+    the ramped member follows λ(u), the constant member in the same group keeps 1e-3."""
+    from identlab.learn.program import build_program
+
+    ramp = load_run("configs/spiral.yaml", TINY_RUN + RAMP_ONLY)
+    const = load_run("configs/spiral.yaml", TINY_RUN)
+    prog = build_program([ramp, const], torch.device("cpu"))
+    hook = prog.on_step()
+    assert hook is not None
+    seen = []
+
+    def loss_fn(params, batch):
+        seen.append(prog.coefs["lam"].tolist())
+        return prog.loss_fn(params, batch)
+
+    train(prog.params, loss_fn, prog.stream, prog.hyper, progress=False, on_step=hook)
+    steps = ramp.train.steps
+    sched = ramp.learner.objective.schedule
+    want = [sched.value(1e-3, s, steps) for s in range(steps)]
+    assert [r for r, _ in seen] == pytest.approx(want, rel=1e-6)
+    assert [c for _, c in seen] == pytest.approx([1e-3] * steps)
+    assert seen[0][0] == pytest.approx(1e-3) and seen[-1][0] == pytest.approx(0.1)
+
+
+def test_default_groups_have_no_step_hook_and_lr_drop_reaches_the_trainer():
+    from identlab.learn.learner import signature
+    from identlab.learn.program import build_program
+
+    base = load_run("configs/spiral.yaml", TINY_RUN)
+    prog = build_program([base], torch.device("cpu"))
+    assert prog.on_step() is None and prog.hyper.lr_drop_at is None
+    drop = load_run("configs/spiral.yaml", TINY_RUN + ["train.lr_drop.at=0.5",
+                                                        "train.lr_drop.factor=0.05"])
+    hyper = build_program([drop], torch.device("cpu")).hyper
+    assert (hyper.lr_drop_at, hyper.lr_drop_factor) == (0.5, pytest.approx(0.05))
+    # a shared lr schedule is part of the shape signature: no mixed group
+    assert signature(drop) != signature(base)
+    # a λ schedule is per-member (a coefficient): ramped and constant runs group together
+    assert signature(load_run("configs/spiral.yaml", TINY_RUN + RAMP_ONLY)) == signature(base)

@@ -60,6 +60,22 @@ class Program:
     loss_fn: object
     stream: PairStream
     hyper: Hyper
+    coefs: dict | None = None
+
+    def on_step(self):
+        """The trainer's per-step hook when some member's objective is scheduled (its
+        coefficients, e.g. a λ ramp, change with the step), else None. It updates the
+        stacked coefficient tensors in place; the loss closure reads the same dict."""
+        if self.coefs is None or not any(lr.objective.scheduled for lr in self.learners):
+            return None
+        steps, dev = self.hyper.steps, self.hyper.lr.device
+        coefs, learners = self.coefs, self.learners
+
+        def hook(step: int) -> None:
+            coefs.update(_stack_coefs([lr.objective.coefs(step, steps) for lr in learners],
+                                      dev))
+
+        return hook
 
 
 def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = False) -> Program:
@@ -76,7 +92,7 @@ def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = Fal
     else:
         stream = PairStream(worlds, cfgs, dev, slices)
     return Program(worlds, learners, params, make_loss_fn(learners[0], coefs), stream,
-                   _hyper(cfgs, dev))
+                   _hyper(cfgs, dev), coefs)
 
 
 def _init_params(cfgs, learners, dev):
@@ -104,7 +120,8 @@ def _hyper(cfgs, dev) -> Hyper:
     return Hyper(lr=col(lambda x: x.lr), beta1=col(lambda x: x.betas[0]),
                  beta2=col(lambda x: x.betas[1]), eps=col(lambda x: x.eps),
                  weight_decay=col(lambda x: x.weight_decay), steps=t.steps,
-                 warmup=t.warmup, decay_start=t.decay_start)
+                 warmup=t.warmup, decay_start=t.decay_start,
+                 lr_drop_at=t.lr_drop.at, lr_drop_factor=t.lr_drop.factor)
 
 
 def member_embedding(learner: Learner, params: dict, k: int, dev: torch.device):
@@ -178,7 +195,7 @@ def train_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
     started = time.perf_counter()
     prog = build_program(cfgs, dev, progress)
     res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=progress,
-                desc=desc)
+                desc=desc, on_step=prog.on_step())
     return Trained(list(cfgs), prog, res, dev, started)
 
 

@@ -386,8 +386,13 @@ def verdict(learned: LossEstimate | None, oracles: Oracles, r2_hz: float | None)
       > SE_MULTIPLE SE and > REL_TOL — the objective itself prefers a non-rotation at this
       λ. Candidates: the Gaussianized and path oracles, and the learned h when its
       R²(h→z) is below R2_ROTATION (or unknown).
-    * both: ``optimizer_gap+nonrotation``; neither: ``recovered`` (the learned h is as
-      cheap as every oracle and no non-rotation beats the rotation).
+      A learned h that is no rotation (R² < R2_ROTATION) and costs no more than every
+      oracle (no gap) counts here too: it is at least as cheap as the best rotation
+      within the SE, so the objective does not single out the rotation at this λ (e.g.
+      the two-timescale world, whose collapsed fast latent ties with the rotation).
+    * both: ``optimizer_gap+nonrotation``; neither: ``recovered`` (the learned h is a
+      rotation, or of unknown R², as cheap as every oracle, and no non-rotation beats
+      the rotation).
     """
     if learned is None:
         return "diverged"
@@ -396,7 +401,8 @@ def verdict(learned: LossEstimate | None, oracles: Oracles, r2_hz: float | None)
     rivals = oracles.nonrotations()
     if r2_hz is None or r2_hz < R2_ROTATION:
         rivals = [*rivals, learned]
-    nonrotation = any(_costs_more(oracles.rotation, e, lam) for e in rivals)
+    nonrotation = any(_costs_more(oracles.rotation, e, lam) for e in rivals) or (
+        not gap and r2_hz is not None and r2_hz < R2_ROTATION)
     if gap and nonrotation:
         return "optimizer_gap+nonrotation"
     return "optimizer_gap" if gap else ("nonrotation_optimum" if nonrotation else "recovered")

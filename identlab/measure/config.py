@@ -1,5 +1,6 @@
 """The evaluation section of a run config: the held-out set and its protocol, and the
-optional planning evaluation (``eval.plan``, DESIGN §8)."""
+optional planning evaluation (``eval.plan``, DESIGN §8) and the attribution losses
+(``eval.attribution``, DESIGN §7)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,19 @@ from dataclasses import dataclass
 
 from identlab.core.schema import ConfigError, interval, param
 
-__all__ = ["EvalConfig", "PlanConfig"]
+__all__ = ["EvalConfig", "PlanConfig", "AttributionConfig"]
 
 PLAN_FIELD = "eval.plan"
+ATTRIBUTION_FIELD = "eval.attribution"
+
+
+def _check_fields(obj, prefix: str) -> None:
+    """Run every field's check again, naming the field ``<prefix>.<name>`` on failure."""
+    for f in dataclasses.fields(obj):
+        check = f.metadata.get("check")
+        msg = check(getattr(obj, f.name)) if check is not None else None
+        if msg:
+            raise ConfigError(f"{prefix}.{f.name}", f"= {getattr(obj, f.name)!r}: {msg}")
 
 
 @dataclass(frozen=True)
@@ -48,12 +59,7 @@ class PlanConfig:
     knn: int = param(1, check=interval(1), doc="neighbours averaged to decode a waypoint")
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            check = f.metadata.get("check")
-            msg = check(getattr(self, f.name)) if check is not None else None
-            if msg:
-                raise ConfigError(f"{PLAN_FIELD}.{f.name}",
-                                  f"= {getattr(self, f.name)!r}: {msg}")
+        _check_fields(self, PLAN_FIELD)
         least = min(self.transitions, self.rendered_transitions)
         if self.knn > least:
             raise ConfigError(f"{PLAN_FIELD}.knn", f"= {self.knn}: at most the gallery size "
@@ -66,6 +72,30 @@ class PlanConfig:
             return self
         return dataclasses.replace(self, transitions=self.rendered_transitions,
                                    pairs=min(self.pairs, self.rendered_pairs))
+
+
+@dataclass(frozen=True)
+class AttributionConfig:
+    """Attribution losses (DESIGN §7, :mod:`identlab.measure.attribution`): the expected
+    training loss J of the learned embedding and of oracles built from z, on the first
+    ``pairs`` held-out pairs over ``directions`` seeded directions (the ``attribution``
+    stream), at the run's λ (its final value under a schedule), batch, knots, t_max,
+    views and SIGReg scale. On by default: every record carries the keys."""
+
+    enabled: bool = param(True, doc="add the attribution keys (loss_*, lam_star, "
+                                    "r2_hz_gauss, verdict) to every record")
+    pairs: int = param(2000, check=interval(20),
+                       doc="held-out pairs J is estimated on: the first min(pairs, eval.n) "
+                           "of the eval set")
+    directions: int = param(16, check=interval(2),
+                            doc="seeded unit directions J is averaged over (its "
+                                "direction SE needs at least 2)")
+    path: tuple[float, ...] = param((0.5,), check=interval(0.0, 1.0, lo_open=True,
+                                                            hi_open=True),
+                                    doc="points s of the oracle path (1-s)·z + s·Φ⁻¹(F(z))")
+
+    def __post_init__(self) -> None:
+        _check_fields(self, ATTRIBUTION_FIELD)
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,9 @@ class EvalConfig:
                               doc="half-width of the scoring grid")
     plan: PlanConfig = param(factory=PlanConfig, omit_default=True,
                              doc="planning evaluation (off by default)")
+    attribution: AttributionConfig = param(factory=AttributionConfig, omit_default=True,
+                                           doc="objective-or-optimizer attribution "
+                                               "losses and verdict (on by default)")
 
     def __post_init__(self) -> None:
         if 0 < self.grid < 8:

@@ -6,7 +6,10 @@
 rule lives here: fitted scores use the first ``eval.fit_fraction`` of the pairs (both
 views) to fit and the rest to score. With ``eval.plan.enabled`` the member also plans
 (DESIGN §8): ``plan_regret``, ``plan_regret_p90`` and ``plan_interp_ratio`` from the
-``planning`` stream, on the world driven by actions (:class:`ControlledWorld`).
+``planning`` stream, on the world driven by actions (:class:`ControlledWorld`). With
+``eval.attribution.enabled`` (the default) it adds the attribution keys (DESIGN §7,
+:func:`attribution_scores`) for every world, vector or pixel: they need only the held-out
+h already computed and the true z, so a rendered world costs no extra frames.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import numpy as np
 import torch
 
 from identlab.core import seeding
+from identlab.measure.attribution import ATTRIBUTION_KEYS, attribution_metrics, r2_hz_gauss
 from identlab.measure.metrics import evaluate, r2_knn, r2_linear
 from identlab.measure.planning import plan_metrics
 from identlab.world.control import ControlledWorld
 
-__all__ = ["score_member", "plan_scores", "grid_latents", "SCATTER_POINTS", "TIMING_KEYS"]
+__all__ = ["score_member", "plan_scores", "attribution_scores", "attribution_setting",
+           "grid_latents", "SCATTER_POINTS", "TIMING_KEYS"]
 
 # Wall-clock entries score_member may add to the metrics; the record moves them to its
 # provenance so that metrics stay a function of the config alone.
@@ -38,7 +43,7 @@ def score_member(cfg, world, embed: Embed) -> tuple[dict, dict | None]:
     h = embed(x)
     n = z_t.shape[0]
     if not np.all(np.isfinite(h)):
-        return {"nonfinite_embedding": True}, None
+        return {"nonfinite_embedding": True, "verdict": "diverged"}, None
     out = evaluate(h[:n], h[n:], z_t, z_t1, cfg.eval, rho=world.rho, seed=cfg.seed)
     x_flat = x[:n].reshape(n, -1).float().numpy()
     out["r2_xz"] = _r2_from_observations(x_flat, z_t, cfg.eval.fit_fraction)
@@ -50,6 +55,8 @@ def score_member(cfg, world, embed: Embed) -> tuple[dict, dict | None]:
         out.update(_grid_scores(cfg, world, embed))
     if cfg.eval.plan.enabled:
         out.update(plan_scores(cfg, world, embed))
+    if cfg.eval.attribution.enabled:
+        out.update(attribution_scores(cfg, world, h[:n], h[n:], z_t, z_t1, out.get("r2_hz")))
     sample = None
     if cfg.world.dim == 2:  # a small sample for h-vs-z scatter plots
         m = min(SCATTER_POINTS, n)
@@ -97,6 +104,48 @@ def plan_scores(cfg, world, embed: Embed) -> dict:
         out["plan_frames"] = frames
         out["plan_frames_per_s"] = round(frames / max(out["plan_s"], 1e-9), 1)
     return out
+
+
+def attribution_setting(cfg) -> dict | None:
+    """The training settings J is evaluated at, from ``cfg.learner.objective``, or None.
+
+    LeJEPA: its λ (the *final* λ of a scheduled run: the objective the run ended on),
+    knots, t_max, views and SIGReg scale. ``sigreg_only`` is LeJEPA at λ = 1 (no
+    alignment weight). Objectives without SIGReg (align_only, whiten, vicreg, infonce)
+    train another loss, so J says nothing about their optimum: None.
+    """
+    obj, steps = cfg.learner.objective, cfg.train.steps
+    if obj.kind == "lejepa":
+        lam = obj.schedule.value(obj.lam, steps - 1, steps)
+    elif obj.kind == "sigreg_only":
+        lam = 1.0
+    else:
+        return None
+    return {"lam": lam, "batch": cfg.train.batch, "slices": obj.slices, "knots": obj.knots,
+            "t_max": obj.t_max, "views": obj.views, "scale": getattr(obj, "scale", "batch")}
+
+
+def attribution_scores(cfg, world, h_t, h_t1, z_t, z_t1, r2_hz: float | None) -> dict:
+    """The attribution keys (``ATTRIBUTION_KEYS``) of one member on its held-out pairs,
+    seeded from the ``attribution`` stream. For objectives without SIGReg
+    (:func:`attribution_setting` is None) only ``r2_hz_gauss`` is computed (R² against
+    Φ⁻¹(F(z)) needs no loss); the loss keys and the verdict are None."""
+    a = cfg.eval.attribution
+    seed = int(seeding.rng(cfg.seed, "attribution").integers(2**31 - 1))
+    setting = attribution_setting(cfg)
+    if setting is None:
+        out = dict.fromkeys(ATTRIBUTION_KEYS)
+        out["r2_hz_gauss"] = _r2_gauss(h_t, h_t1, z_t, z_t1, world.latent, cfg)
+        return out
+    return attribution_metrics(h_t, h_t1, z_t, z_t1, world.latent, **setting,
+                               directions=a.directions, pairs=min(a.pairs, len(z_t)),
+                               path=a.path, seed=seed, r2_hz=r2_hz,
+                               fit_fraction=cfg.eval.fit_fraction)
+
+
+def _r2_gauss(h_t, h_t1, z_t, z_t1, law, cfg) -> float | None:
+    r2 = r2_hz_gauss(h_t, h_t1, z_t, z_t1, law, cfg.eval.fit_fraction)
+    return None if r2 is None or not np.isfinite(r2) else float(r2)
 
 
 def _target_scores(h: np.ndarray, targets: dict[str, np.ndarray], n: int,

@@ -14,7 +14,9 @@ from identlab.core.fmt import fmt
 from identlab.core.schema import value_label
 
 __all__ = ["ok_rows", "axis_levels", "level_of", "numeric_levels", "cell_stats",
-           "bound_rows", "align_orthogonal"]
+           "bound_rows", "align_orthogonal", "row_verdicts", "majority_verdict",
+           "cell_verdicts", "verdict_mark", "VERDICT_MARKS", "VERDICT_NAMES",
+           "VERDICT_PRIORITY", "VERDICT_LOSSES"]
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -91,3 +93,74 @@ def bound_rows(df: pd.DataFrame) -> pd.DataFrame:
     b = pd.to_numeric(rows["bound"], errors="coerce")
     p = pd.to_numeric(rows["procrustes"], errors="coerce")
     return rows[np.isfinite(b) & (b > 0) & np.isfinite(p)]
+
+
+# ------------------------------------------------------------------ attribution verdicts
+# Marks of the attribution classes (DESIGN §7) on heatmaps and in text.
+VERDICT_MARKS = {"recovered": "✓", "optimizer_gap": "⚙", "nonrotation_optimum": "✗",
+                 "optimizer_gap+nonrotation": "⚙✗", "diverged": "†"}
+VERDICT_NAMES = {"recovered": "recovered", "optimizer_gap": "optimizer gap",
+                 "nonrotation_optimum": "non-rotation optimum",
+                 "optimizer_gap+nonrotation": "optimizer gap and non-rotation optimum",
+                 "diverged": "diverged"}
+# A tie between classes goes to the first of these (the more severe reading).
+VERDICT_PRIORITY = ("diverged", "optimizer_gap+nonrotation", "nonrotation_optimum",
+                    "optimizer_gap", "recovered")
+# Per-cell means of these record keys go with the verdict counts.
+VERDICT_LOSSES = ("loss_learned", "loss_rotation", "loss_gaussianized", "loss_path_best",
+                  "lam_star", "lam_effective")
+
+
+def row_verdicts(df: pd.DataFrame) -> pd.Series:
+    """Each row's attribution class: ``diverged`` for a diverged run (its metrics may be
+    empty) or a non-finite embedding, else the record's ``verdict`` (None where the
+    record has none: an older record, or an objective without SIGReg)."""
+    v = df["verdict"].astype(object) if "verdict" in df else pd.Series(None, index=df.index,
+                                                                        dtype=object)
+    v = v.where(v.isin(list(VERDICT_MARKS)), None)
+    dead = df["status"] == "diverged" if "status" in df else pd.Series(False, index=df.index)
+    if "nonfinite_embedding" in df:
+        dead = dead | df["nonfinite_embedding"].astype("boolean").fillna(False).astype(bool)
+    return v.mask(dead, "diverged")
+
+
+def majority_verdict(counts: dict[str, int]) -> str | None:
+    """The most frequent class; ties go to the earlier class of VERDICT_PRIORITY."""
+    best = max(counts.values(), default=0)
+    if best == 0:
+        return None
+    return next(v for v in VERDICT_PRIORITY if counts.get(v, 0) == best)
+
+
+def cell_verdicts(df: pd.DataFrame, keys: Sequence[str], grid: dict) -> pd.DataFrame:
+    """Per combination of ``keys`` levels (over seeds): the majority verdict, its count
+    ``k`` out of ``n`` rows with a verdict, one count column ``n_<class>`` per class and
+    the mean of each VERDICT_LOSSES key over the cell's finished rows. Cells without any
+    verdict are left out."""
+    v = row_verdicts(df)
+    frame = pd.DataFrame({k: level_of(df, k, grid) for k in keys}, index=df.index)
+    frame["verdict"] = v
+    for key in VERDICT_LOSSES:
+        vals = pd.to_numeric(df[key], errors="coerce") if key in df else np.nan
+        frame[key] = np.where(v != "diverged", vals, np.nan)
+    frame = frame[frame["verdict"].notna()]
+    rows = []
+    for lv, sub in (frame.groupby(list(keys), sort=False) if keys else [((), frame)]):
+        counts = sub["verdict"].value_counts().to_dict()
+        major = majority_verdict(counts)
+        if major is None:
+            continue
+        lv = lv if isinstance(lv, tuple) else (lv,)
+        row = dict(zip(keys, lv))
+        row.update(verdict=major, k=counts[major], n=len(sub),
+                   **{f"n_{c}": int(counts.get(c, 0)) for c in VERDICT_MARKS},
+                   **{key: sub[key].astype(float).mean() for key in VERDICT_LOSSES})
+        rows.append(row)
+    cols = list(keys) + ["verdict", "k", "n"] + [f"n_{c}" for c in VERDICT_MARKS] + list(
+        VERDICT_LOSSES)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def verdict_mark(row) -> str:
+    """``✓ 3/3``: the majority class's mark and its count over the cell's runs."""
+    return f"{VERDICT_MARKS[row['verdict']]} {int(row['k'])}/{int(row['n'])}"

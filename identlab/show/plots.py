@@ -34,13 +34,17 @@ from matplotlib.patches import Patch, Rectangle
 from identlab.core.fmt import fmt
 from identlab.core.io import write_bytes_atomic
 from identlab.measure.stats import (
+    VERDICT_MARKS,
+    VERDICT_NAMES,
     align_orthogonal,
     axis_levels,
     bound_rows,
     cell_stats,
+    cell_verdicts,
     level_of,
     numeric_levels,
     ok_rows,
+    verdict_mark,
 )
 from identlab.measure.thresholds import BOUND_MARK_R2
 
@@ -101,6 +105,9 @@ def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
     ``overlay='rho_sq'`` draws the slow-feature boundary ρ_max² = ρ_min on a heatmap of
     two per-dimension rhos; ``overlay='theorem'`` outlines cells where the theorem's
     assumptions hold for every record. ``threshold`` marks cells whose mean reaches it.
+    Where records carry attribution verdicts (DESIGN §7) each cell also shows the
+    majority class's mark and count over its seeds (:func:`stats.cell_verdicts`), with a
+    legend of the marks.
     """
     xl, yl = axis_levels(df, x, grid), axis_levels(df, y, grid)
     panels = _facets(df, facet, grid)
@@ -114,7 +121,10 @@ def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
     norm = Normalize(vmin, vmax)
     im, handles = None, {}
     for ax, (flab, sub), st in zip(axes, panels, stats):
-        im = _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold)
+        marks = _verdict_marks(sub, grid, x, y)
+        im = _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold, marks)
+        if marks:
+            handles.update(_verdict_legend())
         if overlay == "theorem":
             handles.update(_overlay_theorem(ax, sub, grid, x, y, xl, yl))
         elif overlay == "rho_sq":
@@ -143,8 +153,25 @@ def _colour_range(metric: str, stats: list[pd.DataFrame]) -> tuple[float, float]
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold):
-    """One heatmap panel; returns the image (for the colour bar)."""
+def _verdict_marks(sub: pd.DataFrame, grid: dict, x: str, y: str) -> dict:
+    """{(y label, x label): '✓ 3/3'} for the panel's cells with attribution verdicts."""
+    cv = cell_verdicts(sub, [x, y], grid)
+    return {(r[y], r[x]): verdict_mark(r) for _, r in cv.iterrows()}
+
+
+def _verdict_legend() -> dict:
+    """Legend entries (text only) for the verdict marks."""
+    return {f"verdict {v}": Patch(facecolor="none", edgecolor="none",
+                                  label=f"{m} {VERDICT_NAMES[v]}")
+            for v, m in VERDICT_MARKS.items()} | {
+        "verdict note": Patch(facecolor="none", edgecolor="none",
+                              label="(mark: majority verdict over seeds, k/n)")}
+
+
+def _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold, marks=None):
+    """One heatmap panel; returns the image (for the colour bar). ``marks``: verdict
+    mark text per (y label, x label), shown as a last line of the cell."""
+    marks = marks or {}
     mat = np.full((len(yl), len(xl)), np.nan)
     sd = np.full_like(mat, np.nan)
     cnt = np.zeros(mat.shape, int)
@@ -167,6 +194,8 @@ def _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold):
             else:
                 txt = "diverged" if (yl[i], xl[j]) in diverged else "no runs"
                 face, col, weight = "#d9d9d9", "black", None
+            if (yl[i], xl[j]) in marks:
+                txt += "\n" + marks[(yl[i], xl[j])]
             # a cell-coloured box keeps the numbers readable under overlay curves
             ax.text(j, i, txt, ha="center", va="center", fontsize=fs, color=col,
                     fontweight=weight, zorder=5,

@@ -23,7 +23,17 @@ from identlab.core import seeding
 from identlab.core.fmt import fmt
 from identlab.core.io import read_json, write_bytes_atomic
 from identlab.core.schema import ConfigError, value_label
-from identlab.measure.stats import axis_levels, bound_rows, cell_stats, level_of, ok_rows
+from identlab.measure.stats import (
+    VERDICT_MARKS,
+    VERDICT_NAMES,
+    axis_levels,
+    bound_rows,
+    cell_stats,
+    cell_verdicts,
+    level_of,
+    ok_rows,
+    row_verdicts,
+)
 from identlab.measure.thresholds import BOUND_MARK_R2
 from identlab.show import plots
 from identlab.show.plots import is_unit_metric, short_axis
@@ -38,6 +48,9 @@ __all__ = ["load_records", "records_frame", "write_report", "write_index", "repo
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes")
 PLAN_TABLE_METRICS = ("plan_regret", "plan_interp_ratio")  # shown where runs planned
+# shown where records carry attribution keys (DESIGN §7), with a verdict column
+ATTRIBUTION_TABLE_METRICS = ("r2_hz_gauss", "loss_learned", "loss_rotation",
+                             "loss_gaussianized")
 DEFAULT_THRESHOLD = 0.9  # "recovered" level for unit metrics when the plot names none
 INDEX_STATE = "index.json"  # wall times behind the index, merged across commands
 FIGURE_RE = re.compile(r"^\d{2}-[A-Za-z0-9_-]+\.(png|svg)$")
@@ -266,8 +279,42 @@ def describe_heatmap(df: pd.DataFrame, grid: dict, p: dict) -> str:
         parts.append(_trend_text(df, grid, metric, [x, y]))
         if p.get("overlay") == "rho_sq":
             parts.append(_rho_sq_text(df, grid, metric, x, y))
+    parts.append(verdict_text(df, grid, keys))
     parts.append(_divergence(df))
     return " ".join(s for s in parts if s)
+
+
+def verdict_text(df: pd.DataFrame, grid: dict, keys: list[str]) -> str:
+    """The attribution classes (DESIGN §7) of the cells over ``keys``, with numbers: how
+    many cells each majority class has, then for every cell whose majority is not
+    ``recovered`` its counts and the expected training losses J (means over seeds) of
+    the learned h, the best scaled rotation and the Gaussianized latent Φ⁻¹(F(z)), and
+    λ* where the learned h and the rotation cost the same. Empty without verdicts."""
+    cv = cell_verdicts(df, keys, grid)
+    if not len(cv):
+        return ""
+    tally = cv["verdict"].value_counts()
+    head = ("Attribution (majority verdict over seeds; ✓ ⚙ ✗ ⚙✗ † on the figure): "
+            + ", ".join(f"{VERDICT_NAMES[v]} {VERDICT_MARKS[v]} in {int(tally[v])}/{len(cv)} "
+                        "cells" for v in VERDICT_MARKS if v in tally) + ".")
+    fails = [_verdict_cell(r, keys) for _, r in cv.iterrows() if r["verdict"] != "recovered"]
+    return " ".join([head, *fails])
+
+
+def _verdict_cell(r: pd.Series, keys: list[str]) -> str:
+    """One failing cell: '<where> fails: optimizer gap in 3/3 seeds; J learned 0.331 vs
+    best rotation 0.222 vs Φ⁻¹(F(z)) 0.23 (λ·M 51, λ* 0.013).'"""
+    counts = "; ".join(f"{VERDICT_NAMES[v]} in {int(r[f'n_{v}'])}/{int(r['n'])} seeds"
+                       for v in VERDICT_MARKS if r[f"n_{v}"])
+    where = _where(r, keys)
+    if r["verdict"] == "diverged":
+        return f"{where}: {counts}."
+    losses = (f"J learned {fmt(r['loss_learned'], 3)} vs best rotation "
+              f"{fmt(r['loss_rotation'], 3)} vs Φ⁻¹(F(z)) {fmt(r['loss_gaussianized'], 3)}")
+    extra = [f"λ·M {fmt(r['lam_effective'], 3)}"] if np.isfinite(r["lam_effective"]) else []
+    if np.isfinite(r["lam_star"]):
+        extra.append(f"λ* {fmt(r['lam_star'], 2)}")
+    return f"{where} fails: {counts}; {losses}" + (f" ({', '.join(extra)})." if extra else ".")
 
 
 def _threshold_text(st: pd.DataFrame, metric: str, threshold, unit: str = "cells") -> str:
@@ -445,11 +492,15 @@ def cell_table(df: pd.DataFrame, grid: dict) -> str:
     if not len(df):
         return "_No records._"
     axes = [a for a in grid if f"cell.{a}" in df]
-    metrics = [m for m in TABLE_METRICS + PLAN_TABLE_METRICS if m in df]
+    metrics = [m for m in TABLE_METRICS + PLAN_TABLE_METRICS + ATTRIBUTION_TABLE_METRICS
+               if m in df]
     head = [short_axis(a) for a in axes] + ["runs ok", "theorem"] + metrics
     has_bound = "bound_holds" in df and df["bound_holds"].notna().any()
     if has_bound:
         head.append("bound holds")
+    has_verdict = "verdict" in df and df["verdict"].notna().any()
+    if has_verdict:
+        head.append("verdict")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, cell in df.groupby("cell_index", sort=True):
         ok = ok_rows(cell)
@@ -463,8 +514,24 @@ def cell_table(df: pd.DataFrame, grid: dict) -> str:
         if has_bound:
             b = ok["bound_holds"].dropna().astype(bool)
             row.append(f"{int(b.sum())}/{len(b)}" if len(b) else "n/a")
+        if has_verdict:
+            row.append(_verdict_counts(cell))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+_VERDICT_NOTE = (" `loss_*` are the expected training losses J (DESIGN §7) of the learned h, "
+                 "the best scaled rotation and Φ⁻¹(F(z)); `verdict` counts the attribution "
+                 "classes over the cell's runs: ✓ recovered, ⚙ optimizer gap, ✗ non-rotation "
+                 "optimum, ⚙✗ both, † diverged.")
+
+
+def _verdict_counts(cell: pd.DataFrame) -> str:
+    """'✗ 2/3, ⚙✗ 1/3': every attribution class of the cell's runs with its count."""
+    v = row_verdicts(cell).dropna()
+    counts = v.value_counts()
+    return ", ".join(f"{VERDICT_MARKS[c]} {int(counts[c])}/{len(v)}" for c in VERDICT_MARKS
+                     if c in counts) or "n/a"
 
 
 def _md(s) -> str:
@@ -652,7 +719,8 @@ def _readme(spec, df, records, figures, grid, sweep_dir) -> str:
                   f"[SVG]({stem}.svg)", "", para, ""]
     parts += ["## Cells", "", "Mean ± seed std over finished runs; `theorem` is whether the "
               "world satisfies all of the theorem's assumptions (Gaussian, stationary, "
-              "additive).", "", cell_table(df, grid), "",
+              "additive)." + (_VERDICT_NOTE if "verdict" in df else ""), "",
+              cell_table(df, grid), "",
               "Full table (one row per run): [results.csv](results.csv).", "",
               "## Provenance", "", _provenance(records, spec, sweep_dir), ""]
     return "\n".join(parts)

@@ -19,9 +19,10 @@ from identlab.core.provenance import provenance
 from identlab.learn.program import build_program
 from identlab.learn.train import Hyper, resolve_device, train
 
-__all__ = ["matmul_peak_gflops", "time_steps", "run_bench", "planning_bench", "SECTIONS"]
+__all__ = ["matmul_peak_gflops", "time_steps", "run_bench", "planning_bench",
+           "attribution_bench", "SECTIONS"]
 
-SECTIONS = ("pixels", "planning")  # rerunnable alone with `identlab bench --only`
+SECTIONS = ("pixels", "planning", "attribution")  # rerunnable alone with `identlab bench --only`
 
 SPIRAL = ["world.mixer.kind=spiral", "world.latent.kind=gaussian",
           "learner.encoder.hidden=256", "learner.encoder.depth=4",
@@ -166,6 +167,54 @@ def planning_bench(dev: torch.device, quick: bool = False) -> dict:
     return out
 
 
+ATTRIBUTION_GROUP = 15  # members of one constraint-sweep group (5 worlds x 3 seeds)
+
+
+def _score_seconds(cfg: RunConfig, dev: torch.device, repeats: int) -> float:
+    """Median seconds of one member's whole evaluation (score_member) under ``cfg``."""
+    from identlab.learn.program import member_embedding
+    from identlab.measure.protocol import score_member
+
+    prog = build_program([cfg], dev)
+    embed = member_embedding(prog.learners[0], prog.params, 0, dev)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        score_member(cfg, prog.worlds[0], embed)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def attribution_bench(dev: torch.device, quick: bool = False) -> dict:
+    """The share of one default-sweep group's wall time the attribution diagnostics
+    (DESIGN §7) add. A group of K = ATTRIBUTION_GROUP members of sweeps/base_cpu.yaml
+    trains for steps × (median ms/step of the K-member program); each member is then
+    scored. ``attribution_member_s_<law>`` = score_member's median seconds with minus
+    without ``eval.attribution`` (an untrained encoder: the oracle fits do not depend on
+    h), for the Gaussian latent and for gennorm α 0.5 (whose CDF is the slowest);
+
+        share = K·Δ / (steps·ms/step + K·(score without attribution + Δ)).
+    """
+    from identlab.sweep.run import sweeps_dir
+
+    base = load_run(sweeps_dir() / "base_cpu.yaml")
+    k, repeats = ATTRIBUTION_GROUP, 1 if quick else 3
+    step_ms = time_steps([base.with_seed(s) for s in range(k)], dev, 8 if quick else 30)
+    train_s = step_ms / 1000 * base.train.steps
+    out = {"attribution_group_members": k, "attribution_group_train_s": round(train_s, 1)}
+    gennorm = ["world.latent={kind: gennorm, alpha: 0.5}",
+               "world.dynamics={kind: copula_ou, rho: 0.95}"]
+    for law, extra in (("gaussian", []), ("gennorm", gennorm)):
+        cfg = load_run(sweeps_dir() / "base_cpu.yaml", extra)
+        off = load_run(sweeps_dir() / "base_cpu.yaml", extra + ["eval.attribution.enabled=false"])
+        t_off = _score_seconds(off, dev, repeats)
+        delta = max(_score_seconds(cfg, dev, repeats) - t_off, 0.0)
+        out[f"attribution_member_s_{law}"] = round(delta, 3)
+        out[f"attribution_score_s_{law}"] = round(t_off, 3)
+        out[f"attribution_share_{law}"] = round(k * delta / (train_s + k * (t_off + delta)), 4)
+    return out
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -174,7 +223,8 @@ def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
               only: str | None = None) -> dict:
     dev = resolve_device(device)
     if only is not None:
-        section = {"pixels": pixel_bench, "planning": planning_bench}[only]
+        section = {"pixels": pixel_bench, "planning": planning_bench,
+                   "attribution": attribution_bench}[only]
         return {"provenance": provenance(dev), "threads": torch.get_num_threads(),
                 **section(dev, quick)}
     steps = 8 if quick else 30
@@ -216,6 +266,7 @@ def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
     except ImportError:
         pass
     res.update(planning_bench(dev, quick))
+    res.update(attribution_bench(dev, quick))
     res.update(_pixels_or_reason(dev, quick))
     if dev.type == "cuda":
         res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
@@ -264,8 +315,15 @@ def to_markdown(res: dict) -> str:
               "as one grouped convolution (`grouped`); `planning_eval_s_{mlp,inverse}` seconds "
               "of one vector-world planning evaluation (latent-LQR regret and interpolation "
               "test at the default `eval.plan` budget) with the sweep-sized MLP encoder or "
-              "the mixer's exact inverse. `identlab bench --only pixels` (or `planning`) "
-              "reruns just those rows and keeps the others.", ""]
+              "the mixer's exact inverse; `attribution_*` the cost of the attribution "
+              "diagnostics (DESIGN §7) in one default-sweep group of "
+              "`attribution_group_members` members (sweeps/base_cpu.yaml): its training "
+              "seconds, each member's evaluation seconds without attribution "
+              "(`attribution_score_s_*`) and the seconds attribution adds "
+              "(`attribution_member_s_*`, Gaussian latent and gennorm α 0.5), and "
+              "`attribution_share_*` = the share of the group's wall time they add. "
+              "`identlab bench --only pixels` (or `planning`, `attribution`) reruns just "
+              "those rows and keeps the others.", ""]
     return "\n".join(lines)
 
 

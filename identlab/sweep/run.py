@@ -66,7 +66,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
     return summary
 
 
-DEFAULT_SWEEPS = ("gaussianity", "drift", "objectives", "timescales", "lambda_rho", "planning")
+DEFAULT_SWEEPS = ("gaussianity", "drift", "objectives", "timescales", "lambda_rho", "planning",
+                  "constraint")
 
 
 def sweeps_dir() -> Path:
