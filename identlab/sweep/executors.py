@@ -58,18 +58,21 @@ def check_workers(workers: int) -> None:
 
 def exclusive(fn: Callable) -> Callable:
     """Run executor ``fn`` holding the store's write lock, on the pending items no other
-    writer has finished meanwhile, restoring the directory if it vanishes under it."""
+    writer has finished meanwhile, restoring the directory if it vanishes under it.
+    Returns the number of records written."""
     @functools.wraps(fn)
-    def run(pending: Pending, store: Store, *, bar, **kw) -> None:
+    def run(pending: Pending, store: Store, *, bar, **kw) -> int:
         check_max_members(kw.get("max_members"))
+        written = 0
         with store.lock():
             store.clean_temp()
             store.keep_spec()
             todo = [(c, m) for c, m in pending if not store.has(config_hash(c))]
             bar.update(len(pending) - len(todo))
             if todo:
-                fn(todo, store, bar=bar, **kw)
+                written = fn(todo, store, bar=bar, **kw)
             store.ensure_dir()
+        return written
 
     return run
 
@@ -99,10 +102,14 @@ def _as_items(chunk: Pending) -> list[tuple[dict, dict]]:
 
 @exclusive
 def run_local(pending: Pending, store: Store, *, device, bar, max_members, progress,
-              **_) -> None:
+              **_) -> int:
+    written = 0
     for chunk in chunks(pending, device, max_members):
-        bar.update(run_chunk(_as_items(chunk), str(store.root), device, progress))
+        n = run_chunk(_as_items(chunk), str(store.root), device, progress)
+        written += n
+        bar.update(n)
         store.ensure_dir()
+    return written
 
 
 _STOP = None  # in a worker: the pool's stop event (set by the parent on Ctrl-C)
@@ -130,31 +137,34 @@ def _worker_chunk(*args) -> int:
 
 
 def run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
-                **_) -> None:
+                **_) -> int:
     """Chunks in ``workers`` local processes (one torch thread each by default). On an
     error or Ctrl-C no further chunk starts; on Ctrl-C the running ones are interrupted
     too (SIGINT to the workers, the only children of this process)."""
     check_workers(workers)
-    _run_process(pending, store, device=device, bar=bar, max_members=max_members,
+    return _run_process(pending, store, device=device, bar=bar, max_members=max_members,
                  workers=workers)
 
 
 @exclusive
 def _run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
-                 **_) -> None:
+                 **_) -> int:
     threads = max(1, (os.cpu_count() or 1) // workers)
     todo = chunks(pending, device, max_members)
     stop = multiprocessing.Event()
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                initargs=(stop,))
+    written = 0
     try:
         futs = {pool.submit(_worker_chunk, _as_items(c), str(store.root), device, False,
                             threads) for c in todo}
         while futs:
             done, futs = wait(futs, return_when=FIRST_COMPLETED)
             for f in done:
+                written += f.result()
                 bar.update(f.result())
             store.ensure_dir()
+        return written
     except BaseException as e:
         stop.set()
         if isinstance(e, KeyboardInterrupt):
@@ -167,7 +177,7 @@ def _run_process(pending: Pending, store: Store, *, device, bar, max_members, wo
 
 @exclusive
 def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm,
-              **_) -> None:
+              **_) -> int:
     """A submitit job array, one job per chunk. ``slurm['cluster']='local'`` runs the
     same path with submitit's local executor (used by the tests). Ctrl-C cancels every
     job of the array."""
@@ -187,10 +197,14 @@ def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm
     todo = chunks(pending, device, max_members)
     jobs = ex.map_array(run_chunk, [_as_items(c) for c in todo],
                         [str(store.root)] * len(todo), [device] * len(todo))
+    written = 0
     try:
         for job in jobs:
-            bar.update(job.result())
+            n = job.result()
+            written += n
+            bar.update(n)
             store.ensure_dir()
+        return written
     except BaseException:
         for job in jobs:
             with contextlib.suppress(Exception):
