@@ -58,6 +58,7 @@ def files(tmp_path):
     specs = {
         "spec": spec_of(),
         "spec_zip5": spec_of(zip=5),
+        "spec_zip_numbers": spec_of(zip=[[1, 2]]),
         "spec_presets_list": spec_of(presets=["paper"]),
         "spec_preset_not_mapping": spec_of(presets={"paper": [1, 2]}),
         "spec_dup_cells": spec_of(grid={"train.lr": [0.01, 1.0e-2, "0.01"]}),
@@ -152,6 +153,15 @@ CLI_CASES = [
      ["--workers"], None),
     ("device_bogus_with_out", ["run", "{in}/tiny.yaml", "--device", "bogus", "--out",
                                "{out}"], ["--device"], None),
+    ("sweep_device_bogus", ["sweep", "{in}/spec.yaml", "--out", "{out}", "--device", "bogus"],
+     ["--device"], None),
+    ("sweep_reports_blocked", ["sweep", "{in}/spec.yaml", "--out", "{out}", "--report",
+                               "--reports", "{in}/tiny.yaml/reports"], ["--reports"], None),
+    ("presets_list_unused", ["sweep", "{in}/spec_presets_list.yaml", "--out", "{out}"],
+     ["spec.presets", "mapping"], None),
+    ("zip_key_not_text", ["sweep", "{in}/spec_zip_numbers.yaml", "--out", "{out}"],
+     ["spec.zip[0]"], None),
+    ("seeds_not_yaml", ["run", "{in}/tiny.yaml", "seeds={a: [}"], ["seeds"], None),
 ]
 
 
@@ -246,12 +256,15 @@ def test_run_sweep_max_members_negative_is_refused(tmp_path):
         run_sweep(load_spec(spec_of()), tmp_path / "out", max_members=-1, progress=False)
 
 
-def test_run_sweep_max_members_negative_writes_nothing(tmp_path):
+@pytest.mark.parametrize("option,kw", [
+    ("--max-members", {"max_members": -1}), ("--executor", {"executor": "bogus"}),
+    ("--workers", {"workers": 0}), ("--device", {"device": "bogus"})])
+def test_run_sweep_bad_option_writes_nothing(tmp_path, option, kw):
     from identlab.sweep.run import run_sweep
     from identlab.sweep.spec import load_spec
 
-    with pytest.raises(ConfigError):
-        run_sweep(load_spec(spec_of()), tmp_path / "out", max_members=-1, progress=False)
+    with pytest.raises(ConfigError, match=option):
+        run_sweep(load_spec(spec_of()), tmp_path / "out", progress=False, **kw)
     assert not (tmp_path / "out").exists()
 
 

@@ -4,7 +4,7 @@ directory, a full disk, the output directory removed mid-run, runaway training.
 After every fault the directory holds only whole, trusted records, and a rerun ends with
 exactly the planned records. Subprocess tests have a tiny default version; the ones
 marked ``slow`` repeat them at more random points. Cases whose fix lives in a module
-not yet changed are ``xfail(strict=True)``.
+not yet changed are ``xfail(strict=True)`` (none at present).
 """
 
 import errno
@@ -235,12 +235,13 @@ def test_ctrl_c(tmp_path, executor):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="needs executors.py: submitit's local controllers, "
-                   "cancelled on Ctrl-C, print tracebacks to the shared stderr; send their "
-                   "output to the job logs only")
 def test_ctrl_c_slurm_local(tmp_path):
+    """submitit's local controllers, cancelled, print their traceback into the job
+    folder's log, not the terminal's stderr."""
     pytest.importorskip("submitit")
     _interrupt(tmp_path, "slurm")
+    log = next((tmp_path / "out" / "slurm").glob("controllers.log"))
+    assert "KeyboardInterrupt" in log.read_text()
 
 
 # ------------------------------------------------------------------ item 3: two sweeps

@@ -19,6 +19,9 @@ import functools
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -180,7 +183,8 @@ def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm
               **_) -> int:
     """A submitit job array, one job per chunk. ``slurm['cluster']='local'`` runs the
     same path with submitit's local executor (used by the tests). Ctrl-C cancels every
-    job of the array."""
+    job of the array; local job controllers write to ``slurm/controllers.log``, never to
+    this terminal, and are waited for (a few seconds at most) so nothing trains on."""
     try:
         import submitit
     except ImportError:
@@ -195,8 +199,11 @@ def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm
         params["gpus_per_node"] = int(slurm["gpus"])
     ex.update_parameters(**params)
     todo = chunks(pending, device, max_members)
-    jobs = ex.map_array(run_chunk, [_as_items(c) for c in todo],
-                        [str(store.root)] * len(todo), [device] * len(todo))
+    local = ex.cluster in ("local", "debug")
+    quiet = _children_write_to(folder / "controllers.log") if local else contextlib.nullcontext()
+    with quiet:
+        jobs = ex.map_array(run_chunk, [_as_items(c) for c in todo],
+                            [str(store.root)] * len(todo), [device] * len(todo))
     written = 0
     try:
         for job in jobs:
@@ -206,10 +213,47 @@ def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm
             store.ensure_dir()
         return written
     except BaseException:
-        for job in jobs:
-            with contextlib.suppress(Exception):
-                job.cancel(check=False)
+        _cancel(jobs, wait_s=CANCEL_WAIT_S if local else 0.0)
         raise
+
+
+CANCEL_WAIT_S = 10.0  # local jobs: how long a cancel waits for the controllers to end
+
+
+def _cancel(jobs: list, wait_s: float) -> None:
+    """Cancel every job; for local jobs wait up to ``wait_s`` for their controllers
+    (which stop their task: SIGINT, then SIGKILL a second later) to exit."""
+    for job in jobs:
+        with contextlib.suppress(Exception):
+            job.cancel(check=False)
+    deadline = time.monotonic() + wait_s
+    for job in jobs:
+        proc = getattr(job, "_process", None)  # a local job's controller process
+        if proc is not None and wait_s > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+
+@contextlib.contextmanager
+def _children_write_to(path: Path):
+    """Processes started inside the block inherit ``path`` (appended to) as their
+    stdout and stderr; this process's own file descriptors 1 and 2 are restored after."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, log):
+            os.close(fd)
 
 
 EXECUTORS: dict[str, Callable] = {"local": run_local, "process": run_process,
