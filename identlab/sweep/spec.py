@@ -183,14 +183,15 @@ def _check_presets(presets) -> dict:
 def _check_cells(spec: SweepSpec) -> None:
     """Build every cell's run config now, before any training, and refuse two cells that
     resolve to one config (they would train into a single record)."""
-    seen: dict[str, Cell] = {}
-    for cell in expand(spec):
+    seen: dict[str, tuple[int, Cell]] = {}
+    for i, cell in enumerate(expand(spec)):
         key = config_hash(cell_config(spec, cell, spec.seeds[0]))
         if key in seen:
-            raise ConfigError("spec.grid", f"cells {_cell_text(seen[key])} and "
-                              f"{_cell_text(cell)} resolve to the same run config (they "
-                              "would train into one record); list each value once")
-        seen[key] = cell
+            j, first = seen[key]
+            raise ConfigError("spec.grid", f"cells #{j + 1} {_cell_text(first)} and "
+                              f"#{i + 1} {_cell_text(cell)} resolve to the same run config "
+                              "(they would train into one record); list each value once")
+        seen[key] = (i, cell)
 
 
 def _cell_text(cell: Cell) -> str:
