@@ -58,6 +58,7 @@ def files(tmp_path):
     specs = {
         "spec": spec_of(),
         "spec_zip5": spec_of(zip=5),
+        "spec_zip_numbers": spec_of(zip=[[1, 2]]),
         "spec_presets_list": spec_of(presets=["paper"]),
         "spec_preset_not_mapping": spec_of(presets={"paper": [1, 2]}),
         "spec_dup_cells": spec_of(grid={"train.lr": [0.01, 1.0e-2, "0.01"]}),
@@ -115,8 +116,7 @@ CLI_CASES = [
     ("config_missing", ["run", "{in}/nope.yaml"], ["no such file"], None),
     ("spec_is_dir", ["sweep", "{in}/adir", "--out", "{out}"], ["is a directory"], None),
     ("preset_not_mapping", ["sweep", "{in}/spec_preset_not_mapping.yaml", "--preset", "paper",
-                            "--out", "{out}"], ["spec.presets.paper", "mapping"],
-     "sweep.py: a preset that is not a mapping is named as such, not 'unknown key'"),
+                            "--out", "{out}"], ["spec.presets.paper", "mapping"], None),
     # item 5: tracebacks
     ("binary_config", ["run", "{in}/binary.yaml"], ["not a text file"], None),
     ("kind_subkey", ["run", "{in}/tiny.yaml", "world.latent.kind.x=1"],
@@ -128,35 +128,40 @@ CLI_CASES = [
     ("alias_bomb_world", ["world", "{in}/bomb.yaml"], ["aliases"], None),
     ("huge_config", ["run", "{in}/huge.yaml"], ["bytes"], None),
     ("dim_huge", ["run", "{in}/tiny.yaml", "world.dim=100000"], ["world.dim", "GiB"], None),
-    ("seeds_unclosed", ["run", "{in}/tiny.yaml", "seeds=[0,1"], ["seeds"],
-     "cli.py: seeds= parsed through config.parse_overrides"),
-    ("world_n_zero", ["world", "-n", "0"], ["-n"], "cli.py/world.py: -n >= 2 checked"),
-    ("world_n_negative", ["world", "-n", "-5"], ["-n"], "cli.py/world.py: -n >= 2 checked"),
-    ("world_k_zero", ["world", "-k", "0"], ["-k"], "cli.py/world.py: -k >= 1 checked"),
-    ("world_k_negative", ["world", "-k", "-3"], ["-k"], "cli.py/world.py: -k >= 1 checked"),
-    ("world_n_one_json", ["world", "-n", "1", "--json"], ["-n"],
-     "cli.py/world.py: -n 1 refused instead of printing NaN"),
-    ("zip_scalar", ["sweep", "{in}/spec_zip5.yaml", "--out", "{out}"], ["spec.zip"],
-     "sweep.py: zip must be a list of lists"),
+    ("seeds_unclosed", ["run", "{in}/tiny.yaml", "seeds=[0,1"], ["seeds"], None),
+    ("world_n_zero", ["world", "-n", "0"], ["-n"], None),
+    ("world_n_negative", ["world", "-n", "-5"], ["-n"], None),
+    ("world_k_zero", ["world", "-k", "0"], ["-k"], None),
+    ("world_k_negative", ["world", "-k", "-3"], ["-k"], None),
+    ("world_n_one_json", ["world", "-n", "1", "--json"], ["-n"], None),
+    ("zip_scalar", ["sweep", "{in}/spec_zip5.yaml", "--out", "{out}"], ["spec.zip"], None),
     ("presets_list", ["sweep", "{in}/spec_presets_list.yaml", "--preset", "paper",
-                      "--out", "{out}"], ["spec.presets"], "sweep.py: presets must be a mapping"),
+                      "--out", "{out}"], ["spec.presets"], None),
     ("grid_nan", ["sweep", "{in}/spec_nan.yaml", "--out", "{out}"], ["train.lr"], None),
     # item 7: duplicates
     ("grid_duplicate_cells", ["sweep", "{in}/spec_dup_cells.yaml", "--out", "{out}"],
-     ["train.lr", "same"], "sweep.py: grid cells resolving to one config refused"),
+     ["train.lr", "same"], None),
     ("seeds_duplicate", ["run", "{in}/tiny.yaml", "seeds=[0,0]", "--out", "{out}"],
-     ["seeds"], "cli.py: duplicate seeds refused"),
+     ["seeds"], None),
     # item 9: validate every option before creating anything
     ("max_members_zero", ["sweep", "{in}/spec.yaml", "--out", "{out}", "--max-members", "0"],
-     ["--max-members"], "sweep.py: options validated before the output dir is made"),
+     ["--max-members"], None),
     ("executor_bogus", ["sweep", "{in}/spec.yaml", "--out", "{out}", "--executor", "bogus"],
-     ["--executor"], "sweep.py: options validated before the output dir is made"),
+     ["--executor"], None),
     ("workers_zero", ["sweep", "{in}/spec.yaml", "--out", "{out}", "--executor", "process",
                       "--workers", "0"],
-     ["--workers"], "sweep.py: options validated before the output dir is made"),
+     ["--workers"], None),
     ("device_bogus_with_out", ["run", "{in}/tiny.yaml", "--device", "bogus", "--out",
-                               "{out}"], ["--device"],
-     "cli.py: --device resolved before --out is created"),
+                               "{out}"], ["--device"], None),
+    ("sweep_device_bogus", ["sweep", "{in}/spec.yaml", "--out", "{out}", "--device", "bogus"],
+     ["--device"], None),
+    ("sweep_reports_blocked", ["sweep", "{in}/spec.yaml", "--out", "{out}", "--report",
+                               "--reports", "{in}/tiny.yaml/reports"], ["--reports"], None),
+    ("presets_list_unused", ["sweep", "{in}/spec_presets_list.yaml", "--out", "{out}"],
+     ["spec.presets", "mapping"], None),
+    ("zip_key_not_text", ["sweep", "{in}/spec_zip_numbers.yaml", "--out", "{out}"],
+     ["spec.zip[0]"], None),
+    ("seeds_not_yaml", ["run", "{in}/tiny.yaml", "seeds={a: [}"], ["seeds"], None),
 ]
 
 
@@ -251,17 +256,18 @@ def test_run_sweep_max_members_negative_is_refused(tmp_path):
         run_sweep(load_spec(spec_of()), tmp_path / "out", max_members=-1, progress=False)
 
 
-@needs("sweep.py: max_members checked before the output directory is prepared")
-def test_run_sweep_max_members_negative_writes_nothing(tmp_path):
+@pytest.mark.parametrize("option,kw", [
+    ("--max-members", {"max_members": -1}), ("--executor", {"executor": "bogus"}),
+    ("--workers", {"workers": 0}), ("--device", {"device": "bogus"})])
+def test_run_sweep_bad_option_writes_nothing(tmp_path, option, kw):
     from identlab.sweep.run import run_sweep
     from identlab.sweep.spec import load_spec
 
-    with pytest.raises(ConfigError):
-        run_sweep(load_spec(spec_of()), tmp_path / "out", max_members=-1, progress=False)
+    with pytest.raises(ConfigError, match=option):
+        run_sweep(load_spec(spec_of()), tmp_path / "out", progress=False, **kw)
     assert not (tmp_path / "out").exists()
 
 
-@needs("report.py/sweep.py: an unwritable --reports is one line, exit 2")
 def test_report_into_unwritable_dir(tmp_path, capsys):
     """--reports below a plain file cannot be created (even by root)."""
     from identlab.sweep.run import run_sweep

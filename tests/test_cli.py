@@ -41,6 +41,42 @@ def test_world_every_kind(kinds, capsys):
     assert json.loads(capsys.readouterr().out)["checks"]["n"] == 1000
 
 
+def _strict_json(text: str):
+    def refuse(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_world_json_is_strict_at_the_smallest_sample(capsys):
+    """-n 2 is the least the checks accept; what it prints is valid JSON."""
+    assert main(["world", "--json", "-n", "2", "-k", "1"]) == 0
+    assert _strict_json(capsys.readouterr().out)["checks"]["n"] == 2
+
+
+def test_world_undefined_statistic_is_null_not_nan(monkeypatch, capsys):
+    """A statistic undefined on the sample (a constant coordinate has no correlation)
+    prints as JSON null and as n/a in the table, never as NaN."""
+    from identlab.world.world import World
+
+    real = World.diagnostics
+
+    def with_nan(self, **kw):
+        out = real(self, **kw)
+        out["one_step_corr"] = [float("nan"), *out["one_step_corr"][1:]]
+        out["kurtosis_law"] = float("inf")
+        return out
+
+    monkeypatch.setattr(World, "diagnostics", with_nan)
+    assert main(["world", "--json", "-n", "50"]) == 0
+    checks = _strict_json(capsys.readouterr().out)["checks"]
+    assert checks["one_step_corr"][0] is None and checks["kurtosis_law"] is None
+    assert isinstance(checks["one_step_corr"][1], float)
+    assert main(["world", "-n", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "nan" not in text.lower() and "n/a" in text
+
+
 def test_run_writes_record(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["run", "configs/spiral.yaml", *TINY, "--out", str(out), "--no-progress"]) == 0

@@ -17,7 +17,7 @@ from identlab.core.io import read_json, write_json_atomic
 from identlab.core.schema import ConfigError
 from identlab.sweep.run import run_sweep
 from identlab.sweep.spec import expand, load_spec, plan
-from identlab.sweep.store import Store
+from identlab.sweep.store import Store, config_digest
 
 TINY_BASE = {
     "world": {"dim": 2, "latent": {"kind": "gaussian"}, "dynamics": {"kind": "ou", "rho": 0.9},
@@ -155,11 +155,20 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
 
 def test_store_ignores_corrupt_records(tmp_path):
+    """Trusted: parses, its hash is its file name and its config hashes to it. A record
+    without a config, with a config of another key, or cut short is not done."""
     store = Store(tmp_path)
-    store.put({"hash": "abc", "x": 1})
+    config = {"seed": 3, "train": {"lr": 0.01}}
+    good = config_digest(config)
+    store.put({"hash": good, "config": config, "x": 1})
+    store.put({"hash": "noconfig", "x": 1})
+    other = {"seed": 4, "train": {"lr": 0.01}}
+    store.put({"hash": "wrongkey", "config": other})
     (tmp_path / "records" / "bad.json").write_text('{"hash": "bad", "x": ')
-    assert store.has("abc") and not store.has("bad")
-    assert [r["hash"] for r in store.records()] == ["abc"]
+    assert store.has(good)
+    assert not any(store.has(k) for k in ("noconfig", "wrongkey", "bad"))
+    assert [r["hash"] for r in store.records()] == [good] and store.keys() == {good}
+    assert "no config" in store.problem("noconfig")
 
 
 # ------------------------------------------------------------------ running

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from identlab.core.io import UsageError, ensure_writable_dir, write_json_atomic
@@ -27,23 +28,48 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _split_overrides(items: list[str]) -> tuple[list[str], list[int] | None]:
-    """Pull ``seeds=[...]`` out of the overrides."""
-    import yaml
+    """Pull ``seeds=[...]`` out of the overrides (parsed like every override, so a value
+    that is not YAML is reported, not raised): a list of distinct integers >= 0."""
+    from identlab.config import parse_overrides
 
     rest, seeds = [], None
     for it in items:
-        if it.startswith("seeds="):
-            val = yaml.safe_load(it.split("=", 1)[1])
-            if isinstance(val, int) and not isinstance(val, bool):
-                val = [val]
-            if not (isinstance(val, list) and val
-                    and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                            for s in val)):
-                raise ConfigError("seeds", f"= {val!r}: expected a list of integers >= 0")
-            seeds = val
-        else:
+        if not it.startswith("seeds="):
             rest.append(it)
+            continue
+        [(_, val)] = parse_overrides([it])
+        if isinstance(val, int) and not isinstance(val, bool):
+            val = [val]
+        if not (isinstance(val, list) and val
+                and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                        for s in val)):
+            raise ConfigError("seeds", f"= {val!r}: expected a list of integers >= 0, "
+                              "e.g. seeds=[0,1,2]")
+        dup = sorted({s for s in val if val.count(s) > 1})
+        if dup:
+            raise ConfigError("seeds", f"= {val!r}: seed {dup[0]} appears twice (each seed "
+                              "is one member and one record)")
+        seeds = val
     return rest, seeds
+
+
+def _check_world_sizes(n: int, k: int) -> None:
+    """``-n`` samples (>= 2: a variance, a correlation) and ``-k`` steps ahead (>= 1)."""
+    if n < 2:
+        raise ConfigError("-n", f"= {n}: the checks need at least 2 samples")
+    if k < 1:
+        raise ConfigError("-k", f"= {k}: the horizon z_t+k needs k >= 1")
+
+
+def _finite_or_none(obj):
+    """Plain data with every non-finite float (an undefined statistic) as None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
 
 
 # ------------------------------------------------------------------ world
@@ -51,14 +77,15 @@ def cmd_world(args) -> int:
     from identlab.config import load_run
     from identlab.world.world import World
 
+    _check_world_sizes(args.n, args.k)
     cfg = load_run(args.config, args.overrides)
     world = World(cfg.world, cfg.seed)
-    diag = world.diagnostics(n=args.n, k=args.k)
+    diag = _finite_or_none(world.diagnostics(n=args.n, k=args.k))
     out = {"world": _world_desc(cfg), "flags": world.flags.as_dict(),
            "theorem_applies": world.theorem_applies, "reasons": world.reasons(),
            "checks": diag}
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(out, indent=1, allow_nan=False))
         return 0
     print(f"world   {out['world']}")
     f = out["flags"]
@@ -77,11 +104,15 @@ def cmd_world(args) -> int:
             ("corr(z_t,z_t+1)", "one_step_corr"), ("rho", "rho"),
             ("KS p z_t vs z_t+k", "ks_pvalue_t_vs_tk")]
     for label, key in rows:
-        print(f"  {label:<18}" + "  ".join(f"{v:>8.4f}" for v in diag[key]))
-    print(f"  {'law ex.kurtosis':<18}{diag['kurtosis_law']:>8.4f}")
+        print(f"  {label:<18}" + "  ".join(_num(v) for v in diag[key]))
+    print(f"  {'law ex.kurtosis':<18}{_num(diag['kurtosis_law'])}")
     rt = diag["roundtrip_err"]
     print(f"  {'inverse roundtrip':<18}" + ("n/a" if rt is None else f"{rt:.2e}"))
     return 0
+
+
+def _num(v: float | None) -> str:
+    return f"{'n/a':>8}" if v is None else f"{v:>8.4f}"
 
 
 def _world_desc(cfg) -> str:
@@ -106,9 +137,11 @@ SUMMARY_KEYS = ["r2_hz", "r2_xz", "r2_zh", "cca_mean", "cca_min", "mcc", "orth_e
 def cmd_run(args) -> int:
     from identlab.config import load_run
     from identlab.learn.program import run_group
+    from identlab.learn.train import resolve_device
 
     overrides, seeds = _split_overrides(args.overrides)
     base = load_run(args.config, overrides)
+    resolve_device(args.device)  # a bad --device is refused before --out is created
     out_dir = ensure_writable_dir(args.out) if args.out else None
     cfgs = [base.with_seed(s) for s in (seeds or [base.seed])]
     records = run_group(cfgs, device=args.device, progress=not args.no_progress)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from identlab.core.schema import ConfigError
-from identlab.sweep.run import DEFAULT_SWEEPS, run_sweep, sweeps_dir
+from identlab.sweep.run import DEFAULT_SWEEPS, check_options, run_sweep, sweeps_dir
 from identlab.sweep.spec import load_spec
 
 
@@ -46,16 +46,20 @@ def register_cli(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from identlab.core.io import ensure_writable_dir
+    from identlab.core.io import check_writable_target, ensure_writable_dir
 
     spec = load_spec(args.spec, args.preset)
+    check_options(executor=args.executor, device=args.device,
+                  max_members=args.max_members, workers=args.workers)
+    if args.report:
+        check_writable_target(args.reports, "--reports")
     out = ensure_writable_dir(args.out or Path("runs") / spec.name)
-    if args.max_members is not None and args.max_members < 1:
-        raise ConfigError("--max-members", f"= {args.max_members}: must be >= 1")
     slurm = {"partition": args.partition, "time_min": args.time_min, "gpus": args.gpus}
     summary = run_sweep(spec, out, executor=args.executor, resume=args.resume,
                         device=args.device, progress=not args.no_progress,
                         max_members=args.max_members, workers=args.workers, slurm=slurm)
+    for line in store_notes(summary, out):
+        print(line)
     print(f"sweep {summary['name']}: {summary['planned']} runs planned, "
           f"{summary['skipped']} already done, {summary['trained']} trained, "
           f"{summary['diverged']} diverged, {summary['wall_s']} s -> {out}")
@@ -65,6 +69,27 @@ def cmd_sweep(args) -> int:
         path = write_report(out, args.reports)
         print(f"report: {path}")
     return 0
+
+
+MAX_NOTED = 5  # quarantined records listed one per line; beyond that, a count
+
+
+def store_notes(summary: dict, out: Path) -> list[str]:
+    """Lines about the store itself: records set aside as untrusted (one line each, or a
+    count and the quarantine folder), and a directory that vanished mid-run."""
+    lines = []
+    moved = summary.get("quarantined") or []
+    if 0 < len(moved) <= MAX_NOTED:
+        lines += [f"quarantined {path}: {why}; retrained" for path, why in moved]
+    elif moved:
+        lines.append(f"quarantined {len(moved)} untrusted records (truncated, corrupt or "
+                     f"foreign) into {out / 'records' / 'quarantine'}; retrained")
+    if summary.get("recreated"):
+        lines.append(f"{out} vanished during the run and was recreated with spec.json: "
+                     f"{summary['written']} written by this run, {summary['on_disk']} of "
+                     f"{summary['planned']} planned records on disk (rerun to redo the "
+                     "lost ones)")
+    return lines
 
 
 def cmd_report(args) -> int:
@@ -95,6 +120,8 @@ def cmd_sweep_all(args) -> int:
                             resume=True)
         rep = write_report(out, args.reports)
         timings[spec.report_name] = summary
+        for line in store_notes(summary, out):
+            print(line)
         print(f"{name}: {summary['trained']} trained, {summary['skipped']} reused, "
               f"{summary['wall_s']} s -> {rep}", flush=True)
     total = round(time.perf_counter() - t0, 1)

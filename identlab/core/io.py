@@ -11,8 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["UsageError", "ensure_writable_dir", "write_bytes_atomic", "write_json_atomic",
-           "read_json"]
+__all__ = ["UsageError", "ensure_writable_dir", "check_writable_target", "write_bytes_atomic",
+           "write_json_atomic", "read_json"]
 
 
 class UsageError(Exception):
@@ -20,15 +20,33 @@ class UsageError(Exception):
 
 
 
-def ensure_writable_dir(path: str | Path) -> Path:
+def ensure_writable_dir(path: str | Path, option: str = "--out") -> Path:
+    """Create folder ``path`` (and its parents) and prove it takes a file, or raise a
+    one-line :class:`UsageError` naming ``option``."""
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-"):
             pass
     except OSError as e:
-        raise UsageError(f"--out {str(path)!r} is not writable ({e.strerror})") from None
+        raise UsageError(f"{option} {str(path)!r} is not writable "
+                         f"({e.strerror or e})") from None
     return p
+
+
+def check_writable_target(path: str | Path, option: str) -> None:
+    """Refuse, creating nothing, a folder ``path`` that could not be made: its nearest
+    existing ancestor must be a writable folder (and ``path`` itself, if it exists)."""
+    p = Path(path).absolute()
+    probe = p
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{option} {str(path)!r} is not writable ({str(probe)!r} is not "
+                         "a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {str(path)!r} is not writable (no write permission on "
+                         f"{str(probe)!r})")
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

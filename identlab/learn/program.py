@@ -158,11 +158,17 @@ class Trained:
         return member_embedding(self.program.learners[k], self.result.params, k, self.device)
 
     def record(self, k: int, prov: dict | None = None) -> dict:
-        """Member k's record (the on-disk JSON layout): metrics on its held-out pairs."""
+        """Member k's record (the on-disk JSON layout): metrics on its held-out pairs.
+
+        The member is ``diverged`` (empty metrics, so no verdict) when training blew up
+        (``TrainResult.diverged``, at step ``diverged_at``) or when its embedding of the
+        evaluation set is not finite (``diverged_at`` = the last step)."""
         cfg, world, res = self.cfgs[k], self.program.worlds[k], self.result
-        diverged = bool(res.diverged[k])
+        diverged, diverged_at = bool(res.diverged[k]), res.diverged_at[k]
         metrics, sample = ({}, None) if diverged else \
             score_member(cfg, world, self.embedding(k))
+        if metrics.get("nonfinite_embedding"):  # finite weights, non-finite outputs
+            diverged, diverged_at, metrics, sample = True, cfg.train.steps, {}, None
         timing = {key: metrics.pop(key) for key in TIMING_KEYS if key in metrics}
         prov = provenance(self.device) if prov is None else prov
         return {
@@ -170,7 +176,7 @@ class Trained:
             "config": to_dict(cfg),
             "seed": cfg.seed,
             "status": "diverged" if diverged else "ok",
-            "diverged_at": res.diverged_at[k],
+            "diverged_at": diverged_at,
             "metrics": metrics,
             "flags": world.flags.as_dict(),
             "theorem_applies": world.theorem_applies,

@@ -21,7 +21,7 @@ import pandas as pd
 
 from identlab.core import seeding
 from identlab.core.fmt import fmt
-from identlab.core.io import read_json, write_bytes_atomic
+from identlab.core.io import ensure_writable_dir, read_json, write_bytes_atomic
 from identlab.core.schema import ConfigError, value_label
 from identlab.measure.stats import (
     VERDICT_MARKS,
@@ -674,11 +674,11 @@ def write_report(sweep_dir: str | Path, reports_root: str | Path = "reports") ->
     sweep_dir = Path(sweep_dir)
     spec = _read_spec(sweep_dir)
     out = report_dir(reports_root, spec_report_name(spec))
+    ensure_writable_dir(out, "--reports")  # one line (exit 2) where it cannot be made
     records = _sweep_records(sweep_dir)
     df = load_records(sweep_dir)
     grid = spec.get("grid") or {}
     samples = {r["hash"]: r["sample"] for r in records if r.get("sample")}
-    out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "results.csv", df.to_csv(index=False))
     figures = _figures(spec, df, grid, samples, out)
     _remove_stale(out, {f for f, *_ in figures})

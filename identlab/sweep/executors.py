@@ -19,6 +19,9 @@ import functools
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -58,18 +61,21 @@ def check_workers(workers: int) -> None:
 
 def exclusive(fn: Callable) -> Callable:
     """Run executor ``fn`` holding the store's write lock, on the pending items no other
-    writer has finished meanwhile, restoring the directory if it vanishes under it."""
+    writer has finished meanwhile, restoring the directory if it vanishes under it.
+    Returns the number of records written."""
     @functools.wraps(fn)
-    def run(pending: Pending, store: Store, *, bar, **kw) -> None:
+    def run(pending: Pending, store: Store, *, bar, **kw) -> int:
         check_max_members(kw.get("max_members"))
+        written = 0
         with store.lock():
             store.clean_temp()
             store.keep_spec()
             todo = [(c, m) for c, m in pending if not store.has(config_hash(c))]
             bar.update(len(pending) - len(todo))
             if todo:
-                fn(todo, store, bar=bar, **kw)
+                written = fn(todo, store, bar=bar, **kw)
             store.ensure_dir()
+        return written
 
     return run
 
@@ -99,10 +105,14 @@ def _as_items(chunk: Pending) -> list[tuple[dict, dict]]:
 
 @exclusive
 def run_local(pending: Pending, store: Store, *, device, bar, max_members, progress,
-              **_) -> None:
+              **_) -> int:
+    written = 0
     for chunk in chunks(pending, device, max_members):
-        bar.update(run_chunk(_as_items(chunk), str(store.root), device, progress))
+        n = run_chunk(_as_items(chunk), str(store.root), device, progress)
+        written += n
+        bar.update(n)
         store.ensure_dir()
+    return written
 
 
 _STOP = None  # in a worker: the pool's stop event (set by the parent on Ctrl-C)
@@ -130,31 +140,34 @@ def _worker_chunk(*args) -> int:
 
 
 def run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
-                **_) -> None:
+                **_) -> int:
     """Chunks in ``workers`` local processes (one torch thread each by default). On an
     error or Ctrl-C no further chunk starts; on Ctrl-C the running ones are interrupted
     too (SIGINT to the workers, the only children of this process)."""
     check_workers(workers)
-    _run_process(pending, store, device=device, bar=bar, max_members=max_members,
+    return _run_process(pending, store, device=device, bar=bar, max_members=max_members,
                  workers=workers)
 
 
 @exclusive
 def _run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
-                 **_) -> None:
+                 **_) -> int:
     threads = max(1, (os.cpu_count() or 1) // workers)
     todo = chunks(pending, device, max_members)
     stop = multiprocessing.Event()
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                initargs=(stop,))
+    written = 0
     try:
         futs = {pool.submit(_worker_chunk, _as_items(c), str(store.root), device, False,
                             threads) for c in todo}
         while futs:
             done, futs = wait(futs, return_when=FIRST_COMPLETED)
             for f in done:
+                written += f.result()
                 bar.update(f.result())
             store.ensure_dir()
+        return written
     except BaseException as e:
         stop.set()
         if isinstance(e, KeyboardInterrupt):
@@ -167,10 +180,11 @@ def _run_process(pending: Pending, store: Store, *, device, bar, max_members, wo
 
 @exclusive
 def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm,
-              **_) -> None:
+              **_) -> int:
     """A submitit job array, one job per chunk. ``slurm['cluster']='local'`` runs the
     same path with submitit's local executor (used by the tests). Ctrl-C cancels every
-    job of the array."""
+    job of the array; local job controllers write to ``slurm/controllers.log``, never to
+    this terminal, and are waited for (a few seconds at most) so nothing trains on."""
     try:
         import submitit
     except ImportError:
@@ -185,17 +199,61 @@ def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm
         params["gpus_per_node"] = int(slurm["gpus"])
     ex.update_parameters(**params)
     todo = chunks(pending, device, max_members)
-    jobs = ex.map_array(run_chunk, [_as_items(c) for c in todo],
-                        [str(store.root)] * len(todo), [device] * len(todo))
+    local = ex.cluster in ("local", "debug")
+    quiet = _children_write_to(folder / "controllers.log") if local else contextlib.nullcontext()
+    with quiet:
+        jobs = ex.map_array(run_chunk, [_as_items(c) for c in todo],
+                            [str(store.root)] * len(todo), [device] * len(todo))
+    written = 0
     try:
         for job in jobs:
-            bar.update(job.result())
+            n = job.result()
+            written += n
+            bar.update(n)
             store.ensure_dir()
+        return written
     except BaseException:
-        for job in jobs:
-            with contextlib.suppress(Exception):
-                job.cancel(check=False)
+        _cancel(jobs, wait_s=CANCEL_WAIT_S if local else 0.0)
         raise
+
+
+CANCEL_WAIT_S = 10.0  # local jobs: how long a cancel waits for the controllers to end
+
+
+def _cancel(jobs: list, wait_s: float) -> None:
+    """Cancel every job; for local jobs wait up to ``wait_s`` for their controllers
+    (which stop their task: SIGINT, then SIGKILL a second later) to exit."""
+    for job in jobs:
+        with contextlib.suppress(Exception):
+            job.cancel(check=False)
+    deadline = time.monotonic() + wait_s
+    for job in jobs:
+        proc = getattr(job, "_process", None)  # a local job's controller process
+        if proc is not None and wait_s > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+
+@contextlib.contextmanager
+def _children_write_to(path: Path):
+    """Processes started inside the block inherit ``path`` (appended to) as their
+    stdout and stderr; this process's own file descriptors 1 and 2 are restored after."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, log):
+            os.close(fd)
 
 
 EXECUTORS: dict[str, Callable] = {"local": run_local, "process": run_process,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from identlab.config import RunConfig, apply_overrides, build, load_yaml
+from identlab.config import RunConfig, apply_overrides, build, config_hash, load_yaml
 from identlab.core.schema import ConfigError, value_label
 
 __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "plan", "value_label",
@@ -126,18 +126,16 @@ def load_spec(source: str | Path | dict, preset: str | None = None) -> SweepSpec
         raise ConfigError("spec.base", "must be a run-config mapping or a path to one")
     grid = data.get("grid")
     seeds = data.get("seeds", [0])
+    presets = _check_presets(data.get("presets"))
     if preset is not None:
-        presets = data.get("presets") or {}
         if preset not in presets:
             raise ConfigError("--preset", f"= {preset!r}: spec {name!r} has presets: "
                               f"{', '.join(presets) or 'none'}")
-        p = presets[preset] or {}
-        bad = set(p) - {"set", "grid", "seeds", "plots"}
-        if bad:
-            raise ConfigError(f"spec.presets.{preset}.{sorted(bad)[0]}",
-                              "unknown key (allowed: set, grid, seeds, plots)")
-        base = apply_overrides(base, list((p.get("set") or {}).items()))
-        grid = {**(grid or {}), **(p.get("grid") or {})}
+        p = presets[preset]
+        base = apply_overrides(base, list(p.get("set", {}).items()))
+        if grid is not None and not isinstance(grid, dict):
+            _check_grid(grid)  # raises: the spec's own grid is not a mapping
+        grid = {**(grid or {}), **p.get("grid", {})}
         seeds = p.get("seeds", seeds)
         if "plots" in p:
             data = {**data, "plots": p["plots"]}
@@ -147,10 +145,57 @@ def load_spec(source: str | Path | dict, preset: str | None = None) -> SweepSpec
     plots = tuple(_check_plot(p, i, grid) for i, p in enumerate(data.get("plots") or []))
     desc = data.get("description") or ""
     spec = SweepSpec(name, str(desc).strip(), base, grid, zips, seeds, plots,
-                     data.get("presets") or {}, str(path) if path else None, preset)
-    for cell in expand(spec):  # validate every cell now, before any training
-        cell_config(spec, cell, spec.seeds[0])
+                     presets, str(path) if path else None, preset)
+    _check_cells(spec)
     return spec
+
+
+PRESET_KEYS = ("set", "grid", "seeds", "plots")
+
+
+def _check_presets(presets) -> dict:
+    """``presets``: a mapping name -> mapping with keys among set, grid, seeds, plots
+    (``set`` and ``grid`` mappings themselves). Checked whether or not one is used."""
+    if presets is None:
+        return {}
+    if not isinstance(presets, dict):
+        raise ConfigError("spec.presets", f"= {presets!r}: must be a mapping of preset name "
+                          "-> {set: ..., grid: ..., seeds: ...}, e.g. {paper: {seeds: 5}}")
+    out = {}
+    for pname, p in presets.items():
+        where = f"spec.presets.{pname}"
+        p = {} if p is None else p
+        if not isinstance(p, dict):
+            raise ConfigError(where, f"= {p!r}: a preset must be a mapping with keys among "
+                              f"{', '.join(PRESET_KEYS)}")
+        bad = sorted(set(map(str, p)) - set(PRESET_KEYS))
+        if bad:
+            raise ConfigError(f"{where}.{bad[0]}",
+                              f"unknown key (allowed: {', '.join(PRESET_KEYS)})")
+        for key in ("set", "grid"):
+            if p.get(key) is not None and not isinstance(p[key], dict):
+                raise ConfigError(f"{where}.{key}", f"= {p[key]!r}: must be a mapping of "
+                                  "dotted key -> value")
+        out[str(pname)] = {k: v for k, v in p.items() if v is not None}
+    return out
+
+
+def _check_cells(spec: SweepSpec) -> None:
+    """Build every cell's run config now, before any training, and refuse two cells that
+    resolve to one config (they would train into a single record)."""
+    seen: dict[str, tuple[int, Cell]] = {}
+    for i, cell in enumerate(expand(spec)):
+        key = config_hash(cell_config(spec, cell, spec.seeds[0]))
+        if key in seen:
+            j, first = seen[key]
+            raise ConfigError("spec.grid", f"cells #{j + 1} {_cell_text(first)} and "
+                              f"#{i + 1} {_cell_text(cell)} resolve to the same run config "
+                              "(they would train into one record); list each value once")
+        seen[key] = (i, cell)
+
+
+def _cell_text(cell: Cell) -> str:
+    return "{" + ", ".join(f"{k}={v!r}" for k, v in cell.values.items()) + "}"
 
 
 def report_name(name: str, preset: str | None) -> str:
@@ -171,13 +216,17 @@ def _check_grid(grid) -> dict[str, list]:
 
 
 def _check_zip(zips, grid) -> tuple[tuple[str, ...], ...]:
+    """``zip``: a list of groups, each a list of >= 2 grid keys of equal-length axes."""
+    if not isinstance(zips, list):
+        raise ConfigError("spec.zip", f"= {zips!r}: must be a list of lists of grid keys, "
+                          "e.g. [[world.dim, world.dynamics.rho]]")
     out = []
     seen: set[str] = set()
     for i, group in enumerate(zips):
         if not isinstance(group, list) or len(group) < 2:
             raise ConfigError(f"spec.zip[{i}]", "must list at least two grid keys")
         for k in group:
-            if k not in grid:
+            if not isinstance(k, str) or k not in grid:
                 raise ConfigError(f"spec.zip[{i}]", f"{k!r} is not a grid key")
             if k in seen:
                 raise ConfigError(f"spec.zip[{i}]", f"{k!r} appears in two zip groups")

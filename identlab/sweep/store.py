@@ -9,14 +9,16 @@ A record is written to a temp file in the same directory, fsync'ed, then renamed
 kill at any moment leaves either the old state or the complete new file.
 
 A record counts as done only if it parses, its ``hash`` field equals its file name and
-its ``config`` (where it has one) hashes to that name (:func:`record_problem`). Anything else in
+its ``config`` hashes to that name (:func:`record_problem`). Anything else in
 ``records/`` (truncated, garbage, a foreign writer's file) is moved to
 ``records/quarantine/`` (kept for inspection, never read again), reported by
 :meth:`Store.quarantine`, and its run is redone.
 
-One writer at a time: :meth:`Store.lock` takes an advisory lock on ``DIR/.lock``; a
-second sweep into the same directory is refused at once with a message naming the
-holder (it does not wait, so two terminals never silently share an output directory).
+One writer at a time: :meth:`Store.lock` takes an advisory lock on ``DIR/.lock`` (held
+by the sweep from before it writes ``spec.json`` until its last record); a second sweep
+into the same directory is refused at once with a message naming the holder's pid (it
+does not wait, so two terminals never silently share an output directory). The lock is
+reentrant within one :class:`Store`, so an executor called under it does not drop it.
 A disk that fills up stops the writer with a :class:`StoreError` (one line); every
 record already written stays whole, so the rerun resumes.
 """
@@ -53,7 +55,7 @@ def config_digest(config: dict) -> str:
 def record_problem(rec, key: str) -> str | None:
     """Why ``rec`` (parsed from ``records/<key>.json``, None when unparsable) cannot be
     trusted as the record of ``key``, or None when it can: it must be a JSON object whose
-    ``hash`` is its file name and whose ``config``, where it has one, hashes to it."""
+    ``hash`` is its file name and whose ``config`` (a mapping) hashes to it."""
     if rec is None:
         return "does not parse as JSON (truncated or corrupt)"
     if not isinstance(rec, dict):
@@ -61,7 +63,9 @@ def record_problem(rec, key: str) -> str | None:
     if rec.get("hash") != key:
         return f"its hash {rec.get('hash')!r} is not its file name"
     config = rec.get("config")
-    if config is not None and (not isinstance(config, dict) or config_digest(config) != key):
+    if not isinstance(config, dict):
+        return "it has no config mapping"
+    if config_digest(config) != key:
         return "its config does not hash to its file name"
     if rec.get("status", "ok") not in ("ok", "diverged"):
         return f"unknown status {rec.get('status')!r}"
@@ -76,6 +80,7 @@ class Store:
         self.dir = self.root / "records"
         self._spec: bytes | None = None
         self.recreated = 0  # times the directory vanished and was recreated
+        self._held = 0  # depth of :meth:`lock` calls holding the lock
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
@@ -172,7 +177,16 @@ class Store:
     @contextlib.contextmanager
     def lock(self):
         """Hold the advisory write lock of this directory, or raise :class:`StoreError`
-        naming the process that holds it."""
+        naming the process that holds it. Reentrant: a nested call on the same Store holds
+        nothing more (a POSIX lock is per process, and closing a second descriptor of the
+        lock file would release it)."""
+        if self._held:
+            self._held += 1
+            try:
+                yield self
+            finally:
+                self._held -= 1
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / ".lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -188,6 +202,10 @@ class Store:
                                  "another --out") from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield self
+            self._held = 1
+            try:
+                yield self
+            finally:
+                self._held = 0
         finally:
             os.close(fd)  # closing releases the lock

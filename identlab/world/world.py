@@ -14,6 +14,7 @@ from scipy import stats
 
 from identlab.core import seeding
 from identlab.core.registry import DYNAMICS, LATENTS, MIXERS
+from identlab.core.schema import ConfigError
 from identlab.world.config import WorldConfig
 
 __all__ = ["World", "Flags"]
@@ -108,7 +109,12 @@ class World:
     # ---- empirical checks ----------------------------------------------------
     def diagnostics(self, n: int = 20000, k: int = 10, seed: int | None = None) -> dict:
         """Moments at t, t+1 and t+k, one-step correlation, round-trip error, a two-sample
-        test of z_t against z_{t+k}."""
+        test of z_t against z_{t+k}. Needs n >= 2 and k >= 1; a statistic undefined on
+        the sample (a constant coordinate's correlation) is NaN."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise ConfigError("n", f"= {n!r}: the checks need an integer >= 2 samples")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError("k", f"= {k!r}: the horizon z_t+k needs an integer k >= 1")
         rng = seeding.rng(self.seed if seed is None else seed, "diagnostics")
         traj = self._trajectory(k + 1, n, rng)  # (k+1, n, N)
         z0, z1, zk = traj[0], traj[1], traj[k]
