@@ -200,7 +200,7 @@ def test_heatmap_paragraph_matches_direct_computation(synth):
     assert f"{(yes['mean'] >= 0.9).sum()}/{len(yes)} cells where the theorem applies" in para
     assert f"{(no['mean'] >= 0.9).sum()}/{len(no)} cells where it does not" in para
     best = cells.loc[cells["mean"].idxmax()]
-    assert f"Highest: {fmt(best['mean'])} ± {fmt(best['std'])}" in para
+    assert f"Highest: {fmt(best['mean'])} ± {fmt(best['std'], 2)}" in para
     beyond = df[(df["status"] == "ok") & (df[["world.dynamics.rho[0]", "world.dynamics.rho[1]"]]
                                           .max(axis=1) ** 2 > df[["world.dynamics.rho[0]",
                                                                  "world.dynamics.rho[1]"]]

@@ -10,8 +10,11 @@ import json
 import math
 import sys
 
+from identlab.core.fmt import cell_value, fixed
 from identlab.core.io import UsageError, ensure_writable_dir, write_json_atomic
 from identlab.core.schema import ConfigError
+from identlab.measure.stats import SUMMARY_KEYS
+from identlab.record import Record
 
 EXIT_USAGE = 2
 
@@ -104,15 +107,11 @@ def cmd_world(args) -> int:
             ("corr(z_t,z_t+1)", "one_step_corr"), ("rho", "rho"),
             ("KS p z_t vs z_t+k", "ks_pvalue_t_vs_tk")]
     for label, key in rows:
-        print(f"  {label:<18}" + "  ".join(_num(v) for v in diag[key]))
-    print(f"  {'law ex.kurtosis':<18}{_num(diag['kurtosis_law'])}")
+        print(f"  {label:<18}" + "  ".join(fixed(v) for v in diag[key]))
+    print(f"  {'law ex.kurtosis':<18}{fixed(diag['kurtosis_law'])}")
     rt = diag["roundtrip_err"]
     print(f"  {'inverse roundtrip':<18}" + ("n/a" if rt is None else f"{rt:.2e}"))
     return 0
-
-
-def _num(v: float | None) -> str:
-    return f"{'n/a':>8}" if v is None else f"{v:>8.4f}"
 
 
 def _world_desc(cfg) -> str:
@@ -129,11 +128,6 @@ def _world_desc(cfg) -> str:
 
 
 # ------------------------------------------------------------------ run
-SUMMARY_KEYS = ["r2_hz", "r2_xz", "r2_zh", "cca_mean", "cca_min", "mcc", "orth_err", "procrustes",
-                "epsilon", "delta", "D", "bound", "bound_holds", "nl_r2_hz", "sigreg_stat",
-                "align", "h_var"]
-
-
 def cmd_run(args) -> int:
     from identlab.config import load_run
     from identlab.learn.program import run_group
@@ -154,39 +148,29 @@ def cmd_run(args) -> int:
     if args.json:
         print(json.dumps(records[0] if len(records) == 1 else records, indent=1))
     else:
-        print(format_records(records))
+        print(format_records([Record.from_json(r) for r in records]))
         if out_dir is not None:
             print(f"records written to {out_dir}")
     return 0
 
 
-def format_records(records: list[dict]) -> str:
-    head = f"{'metric':<14}" + "".join(f"{'seed ' + str(r['seed']):>12}" for r in records)
+def format_records(records: list[Record]) -> str:
+    head = f"{'metric':<14}" + "".join(f"{'seed ' + str(r.seed):>12}" for r in records)
     lines = [head, "-" * len(head)]
-    lines.append(f"{'status':<14}" + "".join(f"{r['status']:>12}" for r in records))
+    lines.append(f"{'status':<14}" + "".join(f"{r.status:>12}" for r in records))
     for key in SUMMARY_KEYS:
-        vals = [r["metrics"].get(key) for r in records]
+        vals = [r.metric(key) for r in records]
         if all(v is None for v in vals):
             continue
-        lines.append(f"{key:<14}" + "".join(f"{_fmt(v):>12}" for v in vals))
+        lines.append(f"{key:<14}" + "".join(f"{cell_value(v):>12}" for v in vals))
     r0 = records[0]
     lines.append("")
-    flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in r0["flags"].items())
-    lines.append(f"flags: {flags}; theorem applies: {'yes' if r0['theorem_applies'] else 'no'}")
-    p = r0["provenance"]
+    flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in r0.flags.items())
+    lines.append(f"flags: {flags}; theorem applies: {'yes' if r0.theorem_applies else 'no'}")
+    p = r0.provenance
     lines.append(f"device {p['device']}, {p['steps_per_s']:.1f} steps/s, "
                  f"wall {p['wall_s']:.1f} s for {len(records)} member(s)")
     return "\n".join(lines)
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
-    return str(v)
 
 
 # ------------------------------------------------------------------ main

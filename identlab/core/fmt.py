@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fmt", "mean_std"]
+__all__ = ["fmt", "mean_std", "cell_value", "fixed"]
 
 
 def fmt(x, digits: int = 3) -> str:
@@ -20,3 +20,20 @@ def mean_std(mean, std, n: int, digits: int = 3) -> str:
     if not n:
         return "n/a"
     return f"{fmt(mean, digits)} ± {fmt(std, 2)}" if n > 1 else fmt(mean, digits)
+
+
+def cell_value(v) -> str:
+    """A record value in a terminal table: '-' for missing, yes/no for booleans, 4
+    significant digits (exponent form from 1e4 up) for floats."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+    return str(v)
+
+
+def fixed(v, width: int = 8, decimals: int = 4) -> str:
+    """A right-aligned fixed-point column entry; 'n/a' for a missing value."""
+    return f"{'n/a':>{width}}" if v is None else f"{v:>{width}.{decimals}f}"

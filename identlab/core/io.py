@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["UsageError", "ensure_writable_dir", "check_writable_target", "write_bytes_atomic",
-           "write_json_atomic", "read_json"]
+__all__ = ["NAME_RE", "UsageError", "ensure_writable_dir", "check_writable_target",
+           "write_bytes_atomic", "write_json_atomic", "read_json"]
+
+
+# a spec or report name: it names a folder, so no separators, dots or spaces
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class UsageError(Exception):

@@ -50,6 +50,7 @@ from scipy import optimize, special
 
 from identlab.learn.sigreg import knot_weights, random_directions
 from identlab.measure.metrics import r2_linear
+from identlab.measure.thresholds import RECOVERED_R2
 
 __all__ = ["LossSetting", "LossEstimate", "expected_loss", "gaussianize", "best_scaled",
            "lam_star", "verdict", "r2_hz_gauss", "attribution_metrics", "VERDICTS",
@@ -69,7 +70,7 @@ REL_TOL = 0.005
 # invertible map): the level below which the reports call a run "not recovered"; the
 # exact Φ⁻¹(F(z)) of light-tailed laws reaches 0.955-0.963, so this threshold alone cannot
 # separate the two — the oracles can.
-R2_ROTATION = 0.95
+R2_ROTATION = RECOVERED_R2  # measure/thresholds.py says why 0.95
 # F(z) is floored here before Φ⁻¹: Φ⁻¹(1e-300) ≈ −37, finite for any sample.
 _CDF_FLOOR = 1e-300
 # log-scale bounds of a fitted oracle scale (scales outside e^±5 are degenerate)

@@ -13,10 +13,19 @@ from scipy.linalg import orthogonal_procrustes
 from identlab.core.fmt import fmt
 from identlab.core.schema import value_label
 
-__all__ = ["ok_rows", "axis_levels", "level_of", "numeric_levels", "cell_stats",
+__all__ = ["TABLE_METRICS", "SUMMARY_KEYS", "ok_rows", "axis_levels", "level_of", "numeric_levels",
+           "cell_stats",
            "bound_rows", "align_orthogonal", "row_verdicts", "majority_verdict",
            "cell_verdicts", "verdict_mark", "VERDICT_MARKS", "VERDICT_NAMES",
            "VERDICT_PRIORITY", "VERDICT_LOSSES"]
+
+
+# metrics of a report's cell table (more columns appear where records carry them)
+TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes")
+# metrics `identlab run` prints for each member
+SUMMARY_KEYS = ("r2_hz", "r2_xz", "r2_zh", "cca_mean", "cca_min", "mcc", "orth_err", "procrustes",
+                "epsilon", "delta", "D", "bound", "bound_holds", "nl_r2_hz", "sigreg_stat",
+                "align", "h_var")
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:

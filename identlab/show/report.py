@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from identlab.core import seeding
-from identlab.core.fmt import fmt
-from identlab.core.io import ensure_writable_dir, read_json, write_bytes_atomic
+from identlab.core.fmt import fmt, mean_std
+from identlab.core.io import NAME_RE, ensure_writable_dir, read_json, write_bytes_atomic
 from identlab.core.schema import ConfigError, value_label
 from identlab.measure.stats import (
+    TABLE_METRICS,
     VERDICT_MARKS,
     VERDICT_NAMES,
     axis_levels,
@@ -34,7 +35,8 @@ from identlab.measure.stats import (
     ok_rows,
     row_verdicts,
 )
-from identlab.measure.thresholds import BOUND_MARK_R2
+from identlab.measure.thresholds import BOUND_MARK_R2, DEFAULT_PLOT_THRESHOLD
+from identlab.record import Record
 from identlab.show import plots
 from identlab.show.plots import is_unit_metric, short_axis
 from identlab.sweep.store import Store
@@ -45,13 +47,11 @@ __all__ = ["load_records", "records_frame", "write_report", "write_index", "repo
            "describe_versus",
            "cell_table", "plot_id", "TABLE_METRICS", "DEFAULT_THRESHOLD"]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes")
 PLAN_TABLE_METRICS = ("plan_regret", "plan_interp_ratio")  # shown where runs planned
 # shown where records carry attribution keys (DESIGN §7), with a verdict column
 ATTRIBUTION_TABLE_METRICS = ("r2_hz_gauss", "loss_learned", "loss_rotation",
                              "loss_gaussianized")
-DEFAULT_THRESHOLD = 0.9  # "recovered" level for unit metrics when the plot names none
+DEFAULT_THRESHOLD = DEFAULT_PLOT_THRESHOLD  # see measure/thresholds.py
 INDEX_STATE = "index.json"  # wall times behind the index, merged across commands
 FIGURE_RE = re.compile(r"^\d{2}-[A-Za-z0-9_-]+\.(png|svg)$")
 
@@ -110,34 +110,36 @@ def _metric_columns(metrics: dict) -> dict:
     return out
 
 
-def record_row(rec: dict) -> dict:
+def record_row(rec: Record) -> dict:
     """One flat row of a record (see :func:`load_records` for the columns)."""
-    sweep = rec.get("sweep") or {}
-    prov = rec.get("provenance") or {}
-    row = {"hash": rec.get("hash"), "seed": rec.get("seed"), "status": rec.get("status"),
-           "diverged_at": rec.get("diverged_at"), "theorem_applies": rec.get("theorem_applies"),
+    sweep = rec.sweep or {}
+    prov = rec.provenance
+    row = {"hash": rec.hash, "seed": rec.seed, "status": rec.status,
+           "diverged_at": rec.diverged_at, "theorem_applies": rec.theorem_applies,
            "cell_index": sweep.get("cell_index")}
-    for k, v in (rec.get("flags") or {}).items():
+    for k, v in rec.flags.items():
         row[f"flag.{k}"] = v
     row.update(_axis_columns(sweep.get("values") or {}, sweep.get("cell") or {}))
     cfg: dict = {}
-    _flatten(rec.get("config") or {}, "", cfg)
+    _flatten(rec.config, "", cfg)
     row.update({f"cfg.{k}": v for k, v in cfg.items()})
-    row.update(_metric_columns(rec.get("metrics") or {}))
-    row["final_loss"] = (rec.get("train") or {}).get("final_loss")
+    row.update(_metric_columns(rec.metrics))
+    row["final_loss"] = rec.final_loss
     for k in ("wall_s", "train_s", "steps_per_s", "group_size", "device"):
         row[k] = prov.get(k)
-    row["reasons"] = "; ".join(rec.get("reasons") or [])
-    row["has_sample"] = rec.get("sample") is not None
+    row["reasons"] = "; ".join(rec.reasons)
+    row["has_sample"] = rec.sample is not None
     return row
 
 
 BOOL_COLUMNS = ("theorem_applies", "bound_holds", "has_sample", "h_finite")
 
 
-def records_frame(records: list[dict]) -> pd.DataFrame:
-    """DataFrame of flat rows, ordered by cell then seed; booleans as nullable bools."""
-    df = pd.DataFrame([record_row(r) for r in records])
+def records_frame(records: list) -> pd.DataFrame:
+    """DataFrame of flat rows (one per :class:`Record` or record JSON object), ordered by
+    cell then seed; booleans as nullable bools."""
+    df = pd.DataFrame([record_row(r if isinstance(r, Record) else Record.from_json(r))
+                       for r in records])
     if not len(df):
         return pd.DataFrame(columns=["hash", "seed", "status", "diverged_at",
                                      "theorem_applies", "cell_index"])
@@ -204,8 +206,8 @@ def _write_text(path: Path, text: str) -> None:
 
 # ------------------------------------------------------------------ numbers for the text
 def _ms(mean, std, n: int = 2) -> str:
-    """``mean ± std``; just the mean when it rests on a single run."""
-    return f"{fmt(mean)} ± {fmt(std)}" if n > 1 else fmt(mean)
+    """``mean ± std`` (:func:`identlab.core.fmt.mean_std`); the mean alone for one run."""
+    return mean_std(mean, std, n)
 
 
 def _row_ms(row: pd.Series) -> str:

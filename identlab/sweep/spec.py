@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from identlab.config import RunConfig, apply_overrides, build, config_hash, load_yaml
+from identlab.core.io import NAME_RE
 from identlab.core.schema import ConfigError, value_label
 
 __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "plan", "value_label",
            "report_name"]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PLOT_KINDS = ("heatmap", "line", "scatter", "bound", "frames", "versus")
 OVERLAYS = ("rho_sq", "theorem")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from identlab.core.fmt import fmt
+from identlab.core.fmt import fmt, mean_std
 from identlab.core.io import write_bytes_atomic
 from identlab.show.plots import DPI
 
@@ -25,7 +25,7 @@ def num(x: float) -> str:
 
 def ms(mean: float, std: float, n: int) -> str:
     """``mean ± std`` over n runs (just the mean for one run)."""
-    return f"{fmt(mean)} ± {fmt(std, 2)}" if n > 1 else fmt(mean)
+    return mean_std(mean, std, n)
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:

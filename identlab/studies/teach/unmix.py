@@ -10,14 +10,14 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from identlab.core.fmt import fmt
-from identlab.measure.stats import align_orthogonal, ok_rows
+from identlab.measure.stats import TABLE_METRICS, align_orthogonal, ok_rows
 from identlab.studies.teach.runs import Budget
 from identlab.studies.teach.text import Section, budget_note, listing, md_table, ms, save_png
 
 __all__ = ["SECTION", "rows", "section_unmix", "unmix_figure", "unmix_text"]
 
 SECTION = "s2"
-TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes", "nl_r2_hz", "sigreg_stat")
+UNMIX_METRICS = TABLE_METRICS + ("nl_r2_hz", "sigreg_stat")
 
 
 def rows(values: dict, index: int) -> list[tuple[str, object, tuple]]:
@@ -32,11 +32,11 @@ def section_unmix(b: Budget, df: pd.DataFrame, records: dict, baseline: float,
     samples = [(int(r.seed), records[r.hash].sample, r.r2_hz)
                for r in sub.itertuples() if r.status == "ok"]
     name = save_png(unmix_figure(samples), out, "02-unmix.png")
-    table_rows = [[int(r.seed)] + [getattr(r, m, np.nan) for m in TABLE_METRICS]
+    table_rows = [[int(r.seed)] + [getattr(r, m, np.nan) for m in UNMIX_METRICS]
                   for r in sub.itertuples()]
     fin = ok_rows(sub)
     if len(fin):
-        table_rows.append(["mean"] + [float(fin[m].mean()) for m in TABLE_METRICS])
+        table_rows.append(["mean"] + [float(fin[m].mean()) for m in UNMIX_METRICS])
     headers = ["seed", "R² (h→z)", "CCA min", "MCC", "Procrustes error",
                "nonlinear R²", "SIGReg stat"]
     intro = (f"Gaussian latents, OU dynamics with ρ = {b.rho}, LeJEPA with λ = {b.lam:g}, an "
