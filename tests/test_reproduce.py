@@ -301,3 +301,17 @@ def test_grid_support_share_limits():
     assert rp.grid_support_share(2.0, half_width=q) == 1.0
     assert rp.grid_support_share(2.0, half_width=6.0) == pytest.approx(
         (stats.norm.ppf(0.9995) / 6.0) ** 2)
+
+
+def test_verdict_text_counts_classes_and_losses():
+    df = pd.DataFrame({"status": ["ok", "ok", "ok", "diverged"],
+                       "verdict": ["nonrotation_optimum", "nonrotation_optimum",
+                                   "optimizer_gap+nonrotation", None],
+                       "loss_learned": [0.03, 0.04, 0.05, None],
+                       "loss_rotation": [0.06, 0.06, 0.06, None],
+                       "loss_gaussianized": [0.02, 0.02, 0.02, None]})
+    text = rp.verdict_text(df)
+    assert text.startswith("non-rotation optimum 2/4")
+    assert "optimizer gap and non-rotation optimum 1/4" in text and "diverged 1/4" in text
+    assert "J learned 0.04, best rotation 0.06, Φ⁻¹(F(z)) 0.02" in text
+    assert rp.verdict_text(df.drop(columns="verdict").iloc[:3]) == "no verdict in these records"

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from identlab.core.fmt import fmt
 from identlab.core.io import read_json, write_bytes_atomic
 from identlab.core.schema import ConfigError
+from identlab.measure.stats import VERDICT_NAMES, row_verdicts
 from identlab.measure.thresholds import BOUND_MARK_R2, EXACT_R2, STALL_R2
 from identlab.show import plots
 from identlab.show.report import (
@@ -193,7 +194,7 @@ def scaling_figure(tab: pd.DataFrame) -> Figure:
     return fig
 
 
-def _scaling_findings(tab: pd.DataFrame) -> list[str]:
+def _scaling_findings(tab: pd.DataFrame, frame: pd.DataFrame | None = None) -> list[str]:
     out = []
     for obj in OBJECTIVE_ORDER:
         part = tab[tab["objective"] == obj]
@@ -205,6 +206,11 @@ def _scaling_findings(tab: pd.DataFrame) -> list[str]:
                    f"and {stalled}/{seeds} stall below {STALL_R2} (N = "
                    f"{', '.join(str(n) for n in part['N'])}); emulated best of 3 reaches "
                    f"≥ {EXACT_R2} in {_frac_text(part['best3_frac'])} of the triples.")
+        if frame is not None and stalled:
+            ok = _ok(frame)
+            stall = ok[(ok["objective"] == obj)
+                       & (pd.to_numeric(ok["r2_hz"], errors="coerce") < STALL_R2)]
+            out.append(f"{obj}, the stalled encoders: {verdict_text(stall)}.")
     out += _ordering_text(tab)
     return out
 
@@ -411,7 +417,28 @@ def gennorm_figure(tab: pd.DataFrame) -> Figure:
     return fig
 
 
-def _gennorm_findings(tab: pd.DataFrame, tol: float = 0.1) -> list[str]:
+def verdict_text(rows: pd.DataFrame) -> str:
+    """The attribution classes of some runs with their mean training losses J (learned,
+    best rotation, Gaussianized Φ⁻¹(F(z))), e.g. "non-rotation optimum 3/3; J learned
+    0.0334, best rotation 0.0628, Φ⁻¹(F(z)) 0.0241"; says so where the records carry no
+    verdict (made before the attribution diagnostics, or objectives without SIGReg)."""
+    v = row_verdicts(rows).dropna()
+    if not len(v):
+        return "no verdict in these records"
+    counts = v.value_counts()
+    parts = [f"{VERDICT_NAMES[k]} {n}/{len(v)}" for k, n in counts.items()]
+    ok = rows[rows["status"] == "ok"]
+    losses = [(label, pd.to_numeric(ok[col], errors="coerce").mean())
+              for label, col in (("learned", "loss_learned"), ("best rotation", "loss_rotation"),
+                                 ("Φ⁻¹(F(z))", "loss_gaussianized")) if col in ok]
+    text = ", ".join(parts)
+    if losses:
+        text += "; J " + ", ".join(f"{label} {fmt(x)}" for label, x in losses if np.isfinite(x))
+    return text
+
+
+def _gennorm_findings(tab: pd.DataFrame, tol: float = 0.1,
+                      frame: pd.DataFrame | None = None) -> list[str]:
     out = []
     for obj in GENNORM:
         part = tab[tab["objective"] == obj]
@@ -425,6 +452,11 @@ def _gennorm_findings(tab: pd.DataFrame, tol: float = 0.1) -> list[str]:
             text += "; it differs at " + ", ".join(
                 f"α {a:g} (paper {p:.2f}, identlab {m:.2f})" for a, p, m in off)
         out.append(text + ".")
+        if frame is not None and off:
+            ok = _ok(frame)
+            out += [f"{obj}, α {a:g}: " + verdict_text(
+                ok[(ok["objective"] == obj) & np.isclose(_alpha(ok), a)]) + "."
+                for a, _, _ in off]
         gaps = [(r.alpha, r.grid[0] - r.samples[0]) for _, r in part.iterrows()
                 if r.grid[2] and r.samples[2]]
         if gaps:
@@ -588,7 +620,7 @@ def _scaling_section(frames, specs, out, sweep_root, findings) -> list[str]:
     df = frames["paper_scaling"]
     tab = scaling_table(df)
     fig = _save(scaling_figure(tab), out, "01-scaling")
-    f = _scaling_findings(tab) + [_separation_text(loss_separation(df))] \
+    f = _scaling_findings(tab, df) + [_separation_text(loss_separation(df))] \
         + _sigreg_effect_text(sigreg_effect(df))
     findings += [f"Scaling — {x}" for x in f]
     return parts + [f"![scaling]({fig})", "", _scaling_markdown(tab), "",
@@ -627,6 +659,10 @@ def _grid_section(frames, specs, sweep_root, findings) -> list[str]:
     text2 = (f"R² is highest at λ = {s['best_lam']:g} ({best[0]:.3f}) and lowest at "
              f"λ = {worst[0]:g} ({worst[1][0]:.3f}): a drop of "
              f"{best[0] - worst[1][0]:.3f}.")
+    ok = frames["paper_grid"][frames["paper_grid"]["status"] == "ok"]
+    lam = pd.to_numeric(ok["cfg.learner.objective.lam"], errors="coerce")
+    text2 += (f" At λ = {worst[0]:g}: {verdict_text(ok[np.isclose(lam, worst[0])])}; at "
+              f"λ = {s['best_lam']:g}: {verdict_text(ok[np.isclose(lam, s['best_lam'])])}.")
     findings += [f"Bound — {text}", f"λ — {text2}"]
     figs = [_figure_link(specs["paper_grid"], "heatmap", "r2_hz"),
             _figure_link(specs["paper_grid"], "bound")]
