@@ -46,6 +46,7 @@ class RunConfig:
                               f"2-D world (world.dim = {self.world.dim})")
         _check_observations(self)
         _check_planning(self)
+        _check_start_and_trajectory(self)
 
     def with_seed(self, seed: int) -> "RunConfig":
         return replace(self, seed=seed)
@@ -64,6 +65,25 @@ def _check_observations(cfg: RunConfig) -> None:
     if mixer.rendered and cfg.eval.grid:
         raise ConfigError("eval.grid", f"= {cfg.eval.grid}: grid scoring is not available "
                           f"for the rendered world {mixer.kind!r}; use 0")
+
+
+def _check_start_and_trajectory(cfg: RunConfig) -> None:
+    """Warm starts and trajectory metrics observe fresh latents through the mixer: vector
+    worlds only; trajectory steps lie within the run."""
+    rendered = MIXERS.get(cfg.world.mixer.kind).rendered
+    if cfg.learner.init.supervised and rendered:
+        raise ConfigError("learner.init.kind", "= 'supervised': warm starts need a vector "
+                          f"world, not the rendered {cfg.world.mixer.kind!r}")
+    steps = cfg.eval.at_steps
+    if steps and rendered:
+        raise ConfigError("eval.at_steps", "trajectory metrics need a vector world, not the "
+                          f"rendered {cfg.world.mixer.kind!r}")
+    if steps and max(steps) > cfg.train.steps:
+        raise ConfigError("eval.at_steps", f"= {list(steps)}: every step must be at most "
+                          f"train.steps = {cfg.train.steps}")
+    if len(set(steps)) != len(steps) or list(steps) != sorted(steps):
+        raise ConfigError("eval.at_steps", f"= {list(steps)}: list distinct steps in "
+                          "increasing order")
 
 
 def _check_planning(cfg: RunConfig) -> None:

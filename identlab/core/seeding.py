@@ -22,6 +22,8 @@ STREAMS: dict[str, int] = {
     "samples": 8,     # World.sample_pairs without an explicit generator (Python API)
     "attribution": 9, # directions and pairs of the attribution losses
     "planning": 10,   # start-goal pairs, actions and galleries of the planning checks
+    "warmstart": 11,  # latent pool and batch order of a supervised warm start
+    "trajectory": 12, # held-out pairs and directions of the trajectory metrics
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,55 @@ from identlab.learn import encoders as _enc
 from identlab.learn import objectives as _obj
 from identlab.learn.train import LrDrop
 
-__all__ = ["LearnerConfig", "TrainConfig"]
+__all__ = ["LearnerConfig", "TrainConfig", "InitConfig", "INIT_KINDS", "INIT_TARGETS"]
+
+INIT_KINDS = ("random", "supervised")
+INIT_TARGETS = ("latent", "gaussianized")
+
+
+def _one_of(options: tuple[str, ...]):
+    def check(v: str) -> str | None:
+        return None if v in options else f"one of {', '.join(options)}"
+    return check
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """Where the encoder starts (:mod:`identlab.learn.warmstart`).
+
+    ``random``: the seeded initialisation of the ``init`` stream (the behaviour so far).
+    ``supervised``: that initialisation, then ``steps`` AdamW steps of the mean squared
+    error ‖f(g(z)) − y‖²/N on ``pool`` latents z drawn from the member's own
+    ``warmstart`` stream, y = z (``latent``: a rotation start, Q = I) or y = Φ⁻¹(F(z))
+    per dimension (``gaussianized``: the theorem's hard-constraint optimum for
+    non-Gaussian latents); lr constant until ``decay_start`` of the steps, cosine to 0.
+    """
+
+    kind: str = param("random", check=_one_of(INIT_KINDS),
+                      doc="random (seeded initialisation) or supervised (warm start)")
+    target: str = param("latent", check=_one_of(INIT_TARGETS),
+                        doc="supervised: regress onto z (latent) or Φ⁻¹(F(z)) (gaussianized)")
+    steps: int = param(4000, check=interval(1), doc="supervised: regression steps")
+    lr: float = param(1e-2, check=interval(0.0, lo_open=True), doc="supervised: peak lr")
+    batch: int = param(512, check=interval(2), doc="supervised: latents per step")
+    pool: int = param(50000, check=interval(100),
+                      doc="supervised: latents drawn once (the last POOL_HELD_OUT share "
+                          "is held out to score the warm start's R²)")
+    decay_start: float = param(0.4, check=interval(0.0, 1.0),
+                               doc="supervised: share of the steps before the cosine decay")
+
+    @property
+    def supervised(self) -> bool:
+        return self.kind == "supervised"
+
+
+def _prefix_errors(obj, prefix: str) -> None:
+    """Re-run every field check of a sub-section, naming ``<prefix>.<field>``."""
+    for f in dataclasses.fields(obj):
+        check = f.metadata.get("check")
+        msg = check(getattr(obj, f.name)) if check is not None else None
+        if msg:
+            raise ConfigError(f"{prefix}.{f.name}", f"= {getattr(obj, f.name)!r}: {msg}")
 
 
 @dataclass(frozen=True)
@@ -24,6 +73,11 @@ class LearnerConfig:
                            doc="training loss")
     predictor: Any = param(registry=PREDICTORS, factory=lambda: _enc.IdentityPredictor.Params(),
                            doc="predictor P applied to the t-view")
+    init: InitConfig = param(factory=InitConfig, omit_default=True,
+                             doc="encoder start: random or a supervised warm start")
+
+    def __post_init__(self) -> None:
+        _prefix_errors(self.init, "learner.init")
 
 
 @dataclass(frozen=True)

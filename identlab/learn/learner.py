@@ -35,7 +35,7 @@ def signature(cfg: RunConfig) -> tuple:
     learner = Learner.from_config(cfg, in_dim=obs_dim(cfg))
     return (w.dim, mixer, learner.encoder.signature(), learner.predictor.signature(),
             learner.objective.signature(), t.steps, t.batch, t.warmup, t.decay_start,
-            t.data_chunk, t.lr_drop)
+            t.data_chunk, t.lr_drop, cfg.learner.init, cfg.eval.at_steps)
 
 
 def obs_dim(cfg: RunConfig) -> int:

@@ -25,7 +25,9 @@ from identlab.learn.data import FramePairStream, PairStream
 from identlab.learn.encoders import stack_params
 from identlab.learn.learner import Learner, obs_dim, signature
 from identlab.learn.train import Hyper, TrainResult, resolve_device, train
-from identlab.measure.protocol import TIMING_KEYS, score_member
+from identlab.learn.warmstart import warm_start
+from identlab.measure.protocol import TIMING_KEYS, attribution_setting, score_member
+from identlab.measure.trajectory import TrajectoryProbe, rotation_stable
 from identlab.world.world import World
 
 __all__ = ["Program", "Trained", "build_program", "train_group", "run_group", "run_configs",
@@ -61,6 +63,27 @@ class Program:
     stream: PairStream
     hyper: Hyper
     coefs: dict | None = None
+    init_scores: list[dict] | None = None   # per member: warm start's held-out R²
+    probes: list[TrajectoryProbe] | None = None  # per member: trajectory metrics
+
+    def probe(self):
+        """The trainer's ``probe`` hook when ``eval.at_steps`` is set, else None: at each
+        listed step it embeds every member's trajectory set with the live parameters."""
+        if not self.probes:
+            return None
+        at = set(self.probes[0].steps)
+
+        def hook(step: int, params: dict) -> None:
+            if step in at:
+                self.record_trajectory(step, params)
+
+        return hook
+
+    def record_trajectory(self, step: int, params: dict) -> None:
+        """Every member's trajectory metrics with ``params`` (after ``step`` updates)."""
+        dev = next(iter(params.values())).device
+        for k, (lr, pr) in enumerate(zip(self.learners, self.probes or [])):
+            pr.record(step, embed(lr, params, k, pr.x, dev))
 
     def on_step(self):
         """The trainer's per-step hook when some member's objective is scheduled (its
@@ -84,6 +107,11 @@ def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = Fal
     worlds = [World(c.world, c.seed) for c in cfgs]
     learners = [Learner.from_config(c, obs_dim(c)) for c in cfgs]
     params = _init_params(cfgs, learners, dev)
+    init_scores = None
+    if cfgs[0].learner.init.supervised:
+        params, init_scores = warm_start(cfgs, worlds, learners, params, dev)
+    probes = [TrajectoryProbe(c, w, attribution_setting(c))
+              for c, w in zip(cfgs, worlds)] if cfgs[0].eval.at_steps else None
     coefs = _stack_coefs([lr.objective.coefs() for lr in learners], dev)
     obj = learners[0].objective
     slices = obj.slices if obj.uses_directions else 0
@@ -92,7 +120,7 @@ def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = Fal
     else:
         stream = PairStream(worlds, cfgs, dev, slices)
     return Program(worlds, learners, params, make_loss_fn(learners[0], coefs), stream,
-                   _hyper(cfgs, dev), coefs)
+                   _hyper(cfgs, dev), coefs, init_scores, probes)
 
 
 def _init_params(cfgs, learners, dev):
@@ -169,6 +197,8 @@ class Trained:
             score_member(cfg, world, self.embedding(k))
         if metrics.get("nonfinite_embedding"):  # finite weights, non-finite outputs
             diverged, diverged_at, metrics, sample = True, cfg.train.steps, {}, None
+        if not diverged:
+            metrics.update(self._start_metrics(k, metrics))
         timing = {key: metrics.pop(key) for key in TIMING_KEYS if key in metrics}
         prov = provenance(self.device) if prov is None else prov
         return {
@@ -192,6 +222,19 @@ class Trained:
         }
 
 
+    def _start_metrics(self, k: int, metrics: dict) -> dict:
+        """Member k's warm-start scores, trajectory and stability keys (when configured)."""
+        prog, cfg = self.program, self.cfgs[k]
+        out: dict = {}
+        if prog.init_scores is not None:
+            out.update(prog.init_scores[k])
+            if cfg.learner.init.target == "latent":
+                out["rotation_stable"] = rotation_stable(metrics, out["init_r2_bulk"])
+        if prog.probes:
+            out.update(prog.probes[k].metrics())
+        return out
+
+
 def train_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
                 progress: bool = True, desc: str = "train") -> Trained:
     """Train configs sharing one signature as a single batched program."""
@@ -201,7 +244,9 @@ def train_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
     started = time.perf_counter()
     prog = build_program(cfgs, dev, progress)
     res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=progress,
-                desc=desc, on_step=prog.on_step())
+                desc=desc, on_step=prog.on_step(), probe=prog.probe())
+    if cfgs[0].train.steps in cfgs[0].eval.at_steps:  # after the last update
+        prog.record_trajectory(cfgs[0].train.steps, res.params)
     return Trained(list(cfgs), prog, res, dev, started)
 
 

@@ -202,9 +202,12 @@ class _FlatAdamW:
 def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
           batches: Callable[[int], object], hyper: Hyper, *, log_every: int = 50,
           progress: bool = True, desc: str = "train",
-          on_step: Callable[[int], None] | None = None) -> TrainResult:
+          on_step: Callable[[int], None] | None = None,
+          probe: Callable[[int, Params], None] | None = None) -> TrainResult:
     """Run ``hyper.steps`` AdamW steps on all members at once. ``on_step(step)`` runs
-    before each step's loss (e.g. to set scheduled loss coefficients)."""
+    before each step's loss (e.g. to set scheduled loss coefficients); ``probe(step,
+    params)`` too, with the live stacked parameters after ``step`` updates, under
+    ``torch.no_grad`` (to measure, never to modify them)."""
     opt = _FlatAdamW(params, hyper)
     params = opt.views
     k_members = opt.k
@@ -221,6 +224,9 @@ def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
     for step in bar:
         if on_step is not None:
             on_step(step)
+        if probe is not None:
+            with torch.no_grad():
+                probe(step, params)
         batch = batches(step)
         loss = loss_fn(params, batch)  # (K,)
         if limit is None:

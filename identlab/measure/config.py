@@ -113,6 +113,12 @@ class EvalConfig:
                           "(the paper's gennorm protocol; 0: off)")
     grid_range: float = param(3.0, check=interval(0.0, lo_open=True),
                               doc="half-width of the scoring grid")
+    at_steps: tuple[int, ...] = param((), check=interval(0), omit_default=True,
+                                      doc="steps at which the trajectory metrics (R² "
+                                          "against z and Φ⁻¹(F(z)), best-rescaled J) are "
+                                          "recorded (at most train.steps; empty: off)")
+    traj_pairs: int = param(1000, check=interval(40), omit_default=True,
+                            doc="held-out pairs of the trajectory metrics")
     plan: PlanConfig = param(factory=PlanConfig, omit_default=True,
                              doc="planning evaluation (off by default)")
     attribution: AttributionConfig = param(factory=AttributionConfig, omit_default=True,

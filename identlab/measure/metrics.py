@@ -50,7 +50,8 @@ from identlab.learn.sigreg import (
 from identlab.measure.config import EvalConfig
 
 __all__ = [
-    "evaluate", "r2_scores", "r2_linear", "r2_knn", "cca", "correlation_matrix", "mcc",
+    "evaluate", "r2_scores", "r2_linear", "r2_knn", "bulk_rows", "r2_linear_bulk", "cca",
+    "correlation_matrix", "mcc",
     "orth_err", "procrustes", "covariance", "epsilon", "delta", "bound_terms",
     "sigreg_stat", "sigreg_pairs_expectation", "alignment", "METRIC_KEYS", "BOUND_KEYS",
 ]
@@ -113,6 +114,23 @@ def r2_linear(x_fit, y_fit, x_test, y_test) -> tuple[float | None, list]:
     """
     model = LinearRegression().fit(x_fit, y_fit)
     return r2_scores(y_test, model.predict(x_test))
+
+
+def bulk_rows(z: np.ndarray, quantile: float) -> np.ndarray:
+    """Boolean mask of the rows whose radius ‖z‖ is at or below the ``quantile`` of the
+    radii of z: the bulk of the law, without its farthest tail."""
+    r = np.linalg.norm(np.asarray(z, np.float64), axis=1)
+    return r <= np.quantile(r, quantile)
+
+
+def r2_linear_bulk(x_fit, y_fit, x_test, y_test, quantile: float) -> float | None:
+    """:func:`r2_linear` fitted and scored on the bulk rows only (:func:`bulk_rows`, one
+    radius cut over fit and test rows together)."""
+    keep = bulk_rows(np.concatenate([y_fit, y_test]), quantile)
+    kf, kt = keep[:len(y_fit)], keep[len(y_fit):]
+    r2, _ = r2_linear(np.asarray(x_fit)[kf], np.asarray(y_fit)[kf], np.asarray(x_test)[kt],
+                      np.asarray(y_test)[kt])
+    return None if r2 is None or not np.isfinite(r2) else float(r2)
 
 
 def r2_knn(x_fit, y_fit, x_test, y_test, k: int = 10) -> tuple[float | None, list]:

@@ -22,7 +22,8 @@ import torch
 
 from identlab.core import seeding
 from identlab.measure.attribution import ATTRIBUTION_KEYS, attribution_metrics, r2_hz_gauss
-from identlab.measure.metrics import evaluate, r2_knn, r2_linear
+from identlab.measure.metrics import evaluate, r2_knn, r2_linear, r2_linear_bulk
+from identlab.measure.thresholds import BULK_QUANTILE
 from identlab.measure.planning import plan_metrics
 from identlab.world.control import ControlledWorld
 
@@ -47,6 +48,7 @@ def score_member(cfg, world, embed: Embed) -> tuple[dict, dict | None]:
     out = evaluate(h[:n], h[n:], z_t, z_t1, cfg.eval, rho=world.rho, seed=cfg.seed)
     x_flat = x[:n].reshape(n, -1).float().numpy()
     out["r2_xz"] = _r2_from_observations(x_flat, z_t, cfg.eval.fit_fraction)
+    out["r2_hz_bulk"] = _r2_bulk(h, z_t, z_t1, cfg.eval.fit_fraction)
     out.update(_target_scores(h, world.mixer.eval_targets(np.concatenate([z_t, z_t1])), n,
                               cfg.eval.fit_fraction, cfg.eval.knn))
     if world.mixer.rendered:
@@ -163,6 +165,18 @@ def _target_scores(h: np.ndarray, targets: dict[str, np.ndarray], n: int,
         nl, _ = r2_knn(h[fit], y[fit], h[test], y[test], k=knn)
         out.update({f"r2_hz_{name}": r2, f"r2_hz_{name}_dims": dims, f"nl_r2_hz_{name}": nl})
     return out
+
+
+def _r2_bulk(h: np.ndarray, z_t, z_t1, fit_fraction: float) -> float | None:
+    """``r2_hz_bulk``: r2_hz (same split: the first ``fit_fraction`` of the pairs, both
+    views, fit; the rest scored) on the pairs whose ‖z‖ is within the BULK_QUANTILE
+    radius quantile of the pooled eval latents: the far tail, which dominates the full
+    R² of heavy-tailed laws, left out."""
+    n = len(z_t)
+    n_fit = int(round(fit_fraction * n))
+    fit, test = np.r_[0:n_fit, n:n + n_fit], np.r_[n_fit:n, n + n_fit:2 * n]
+    z = np.concatenate([z_t, z_t1])
+    return r2_linear_bulk(h[fit], z[fit], h[test], z[test], BULK_QUANTILE)
 
 
 def _r2_from_observations(x: np.ndarray, z: np.ndarray, fit_fraction: float) -> float | None:

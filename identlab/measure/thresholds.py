@@ -6,8 +6,8 @@ its own name; none of them is a tuning knob of the science.
 """
 
 __all__ = ["RECOVERED_R2", "DEFAULT_PLOT_THRESHOLD", "BOUND_MARK_R2", "EXACT_R2", "STALL_R2",
-           "TWISTED_NL_R2",
-           "TWISTED_LINEAR_R2"]
+           "TWISTED_NL_R2", "TWISTED_LINEAR_R2", "BULK_QUANTILE", "STABLE_R2_TOL",
+           "STABLE_SE_MULTIPLE"]
 
 # Phase diagrams call a cell recovered at R² ≥ 0.95 (the spec's heatmap ``threshold``);
 # 0.95 is the paper's own "linear identifiability" cut in its gennorm figure. Light-tailed
@@ -38,3 +38,21 @@ STALL_R2 = 0.99
 # (kNN R² ≥ 0.8: the information is there) while the linear one loses it (< 0.5).
 TWISTED_NL_R2 = 0.8
 TWISTED_LINEAR_R2 = 0.5
+
+# ``r2_hz_bulk`` scores only the pairs whose latent radius ‖z‖ is at or below this
+# quantile of the scored set: for heavy tails (gennorm α 0.5) the 0.5 % farthest points
+# carry most of z's variance and decide the full R² alone (a warm start reaching 0.999
+# on the bulk scores 0.92 in full), so the bulk R² says whether the map is right where
+# the data lives.
+BULK_QUANTILE = 0.995
+
+# A rotation start is stable (``rotation_stable``) when its final bulk R²(h→z) is at
+# most this far below the warm start's bulk R²: warm starts reach ≥ 0.999 on the bulk,
+# a Gaussian OU world kept at the rotation ends at 0.989-0.997 (LeJEPA's finite-batch
+# noise and the best-scale shrinkage), while a departure towards Φ⁻¹(F(z)) drops the R²
+# against z to ≤ 0.96 (the Gaussianized oracle's R² against z for light tails).
+STABLE_R2_TOL = 0.02
+# ... and its final J is within this many of its standard errors of the rotation
+# oracle's: SIGReg's J is an average over pairs and directions, so agreement is only
+# testable up to its SE; a departure moves J by tens of SEs (Laplace: .0335 -> .0224).
+STABLE_SE_MULTIPLE = 3.0
