@@ -23,8 +23,8 @@ import torch
 from identlab.core import seeding
 from identlab.measure.attribution import ATTRIBUTION_KEYS, attribution_metrics, r2_hz_gauss
 from identlab.measure.metrics import evaluate, r2_knn, r2_linear, r2_linear_bulk
-from identlab.measure.thresholds import BULK_QUANTILE
 from identlab.measure.planning import plan_metrics
+from identlab.measure.thresholds import BULK_QUANTILE
 from identlab.world.control import ControlledWorld
 
 __all__ = ["score_member", "plan_scores", "attribution_scores", "attribution_setting",

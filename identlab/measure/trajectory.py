@@ -30,8 +30,13 @@ import numpy as np
 import torch
 
 from identlab.core import seeding
-from identlab.measure.attribution import (LossSetting, best_scaled, directions_for,
-                                          oracle_losses, r2_hz_gauss)
+from identlab.measure.attribution import (
+    LossSetting,
+    best_scaled,
+    directions_for,
+    oracle_losses,
+    r2_hz_gauss,
+)
 from identlab.measure.metrics import r2_linear
 from identlab.measure.thresholds import STABLE_R2_TOL, STABLE_SE_MULTIPLE
 
