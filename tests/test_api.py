@@ -40,9 +40,11 @@ def test_cli_record_matches_the_pinned_record(tmp_path):
 
 def _assert_pinned_metrics(metrics: dict, pinned: dict) -> None:
     """Every pinned metric keeps its exact value; the only new keys are the attribution
-    keys (DESIGN §7), all present, with a verdict from the documented classes."""
+    keys (DESIGN §7), all present, with a verdict from the documented classes, and the
+    bulk R² (a subset's R², so within rounding of [r2_hz - 0.05, 1])."""
     assert {k: metrics[k] for k in pinned} == pinned
-    assert set(metrics) - set(pinned) == set(ATTRIBUTION_KEYS)
+    assert set(metrics) - set(pinned) == {*ATTRIBUTION_KEYS, "r2_hz_bulk"}
+    assert pinned["r2_hz"] - 0.05 <= metrics["r2_hz_bulk"] <= 1.0
     assert metrics["verdict"] in VERDICTS
 
 
