@@ -17,7 +17,8 @@ __all__ = ["TABLE_METRICS", "SUMMARY_KEYS", "ok_rows", "axis_levels", "level_of"
            "cell_stats",
            "bound_rows", "align_orthogonal", "row_verdicts", "majority_verdict",
            "cell_verdicts", "verdict_mark", "VERDICT_MARKS", "VERDICT_NAMES",
-           "VERDICT_PRIORITY", "VERDICT_LOSSES"]
+           "VERDICT_PRIORITY", "VERDICT_LOSSES", "trajectory_rows", "trajectory_stats",
+           "departure_step"]
 
 
 # metrics of a report's cell table (more columns appear where records carry them)
@@ -173,3 +174,57 @@ def cell_verdicts(df: pd.DataFrame, keys: Sequence[str], grid: dict) -> pd.DataF
 def verdict_mark(row) -> str:
     """``✓ 3/3``: the majority class's mark and its count over the cell's runs."""
     return f"{VERDICT_MARKS[row['verdict']]} {int(row['k'])}/{int(row['n'])}"
+
+
+# ------------------------------------------------------------------ trajectories
+def _series(v) -> list[float] | None:
+    """A list-valued metric as floats: a list, or the ';'-joined text of a results row."""
+    if isinstance(v, (list, tuple)):
+        items = list(v)
+    elif isinstance(v, str) and v:
+        items = v.split(";")
+    else:
+        return None
+    try:
+        return [float("nan") if x is None or x == "None" else float(x) for x in items]
+    except ValueError:
+        return None
+
+
+def trajectory_rows(df: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps (T,), values (runs, T)) of a trajectory metric (``traj_*``) over the ok rows
+    whose logged steps equal the first run's (rows with other steps are left out)."""
+    rows = ok_rows(df)
+    if metric not in rows or "traj_steps" not in rows:
+        return np.empty(0), np.empty((0, 0))
+    steps, vals = None, []
+    for st, v in zip(rows["traj_steps"], rows[metric]):
+        st, v = _series(st), _series(v)
+        if st is None or v is None or len(st) != len(v):
+            continue
+        steps = st if steps is None else steps
+        if st == steps:
+            vals.append(v)
+    if steps is None:
+        return np.empty(0), np.empty((0, 0))
+    return np.asarray(steps), np.asarray(vals, dtype=float).reshape(len(vals), len(steps))
+
+
+def trajectory_stats(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per logged step: mean, std (ddof 0) and count of a trajectory metric over runs."""
+    steps, vals = trajectory_rows(df, metric)
+    if not len(steps) or not len(vals):
+        return pd.DataFrame(columns=["step", "mean", "std", "n"])
+    ok = np.isfinite(vals)
+    n = ok.sum(0)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(np.where(ok, vals, np.nan), axis=0) if ok.any() else n * np.nan
+        std = np.nanstd(np.where(ok, vals, np.nan), axis=0) if ok.any() else n * np.nan
+    return pd.DataFrame({"step": steps, "mean": mean, "std": std, "n": n})
+
+
+def departure_step(steps: np.ndarray, r2: np.ndarray, start: float, tol: float) -> float | None:
+    """The first logged step at which R² has fallen more than ``tol`` below ``start`` (the
+    speed of a departure), or None when it never does."""
+    below = np.flatnonzero(np.asarray(r2, float) < start - tol)
+    return float(steps[below[0]]) if len(below) else None

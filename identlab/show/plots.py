@@ -44,11 +44,12 @@ from identlab.measure.stats import (
     level_of,
     numeric_levels,
     ok_rows,
+    trajectory_stats,
     verdict_mark,
 )
 from identlab.measure.thresholds import BOUND_MARK_R2
 
-__all__ = ["heatmap", "line", "scatter", "bound", "versus", "save", "is_unit_metric",
+__all__ = ["heatmap", "line", "trajectory", "scatter", "bound", "versus", "save", "is_unit_metric",
            "scatter_cells", "message_figure", "short_axis", "DPI"]
 
 DPI = 120
@@ -305,6 +306,57 @@ def line(df: pd.DataFrame, grid: dict, *, metric: str, x: str, group: str | None
     fig.suptitle("\n".join(textwrap.wrap(title or f"{metric} vs {short_axis(x)}", 70)),
                  fontsize=12)
     return fig
+
+
+# ------------------------------------------------------------------ trajectory
+TRAJ_ORACLES = {"traj_loss": (("traj_loss_rotation", "--", "rotation oracle"),
+                              ("traj_loss_gaussianized", ":", "Gaussianized oracle"))}
+
+
+def trajectory(df: pd.DataFrame, grid: dict, *, metric: str, group: str | None = None,
+               facet: str | None = None, y: str | None = None,
+               title: str | None = None) -> Figure:
+    """A trajectory metric (``traj_*``) against the logged training step: columns are
+    ``facet`` levels, rows ``y`` levels, one line per ``group`` level (mean ± 1 seed-std
+    band, every run as a faint line). For ``traj_loss`` the mean oracle losses of the
+    same runs are drawn in the group's colour (dashed: rotation; dotted: Gaussianized)."""
+    cols = _facets(df, facet, grid)
+    rows = _facets(df, y, grid)
+    fig = Figure(figsize=(3.6 * len(cols) + 1.4, 3.0 * len(rows) + 0.8), layout="constrained")
+    axes = fig.subplots(len(rows), len(cols), squeeze=False, sharex=True, sharey="row")
+    groups = axis_levels(df, group, grid) if group else [None]
+    colours = _palette(len(groups))
+    for i, (ylab, ysub) in enumerate(rows):
+        for j, (flab, _) in enumerate(cols):
+            ax = axes[i][j]
+            sub = ysub if facet is None else ysub[level_of(ysub, facet, grid) == flab]
+            for glab, col in zip(groups, colours):
+                part = sub if glab is None else sub[level_of(sub, group, grid) == glab]
+                _trajectory_series(ax, part, metric, col, glab)
+            head = [f"{short_axis(facet)} = {flab}" if facet else "",
+                    f"{short_axis(y)} = {ylab}" if y else ""]
+            ax.set_title("\n".join(h for h in head if h), fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.set_xlabel("step" if i == len(rows) - 1 else "")
+            ax.set_ylabel(metric if j == 0 else "")
+    if group:
+        axes[0][-1].legend(fontsize=7, loc="best", title=short_axis(group), title_fontsize=7)
+    fig.suptitle("\n".join(textwrap.wrap(title or f"{metric} along training", 80)),
+                 fontsize=11)
+    return fig
+
+
+def _trajectory_series(ax, part: pd.DataFrame, metric: str, colour, label) -> None:
+    st = trajectory_stats(part, metric)
+    if not len(st):
+        return
+    x, m, s = (st[c].to_numpy(float) for c in ("step", "mean", "std"))
+    ax.plot(x, m, "-o", color=colour, lw=1.8, ms=3, label=label, zorder=3)
+    ax.fill_between(x, m - s, m + s, color=colour, alpha=0.2, lw=0)
+    for key, style, _ in TRAJ_ORACLES.get(metric, ()):
+        v = pd.to_numeric(ok_rows(part).get(key), errors="coerce")
+        if v is not None and v.notna().any():
+            ax.axhline(float(v.mean()), color=colour, ls=style, lw=1, alpha=0.8)
 
 
 def _palette(n: int) -> list:

@@ -39,6 +39,7 @@ from identlab.measure.thresholds import BOUND_MARK_R2, DEFAULT_PLOT_THRESHOLD
 from identlab.record import Record
 from identlab.show import plots
 from identlab.show.plots import is_unit_metric, short_axis
+from identlab.show.stability import describe_trajectory, stability_section
 from identlab.sweep.store import Store
 
 __all__ = ["load_records", "records_frame", "write_report", "write_index", "report_dir",
@@ -579,8 +580,12 @@ def _render(p: dict, df: pd.DataFrame, grid: dict, samples: dict, base: dict | N
         return fig, describe_versus(df, grid, p), f"{metric} vs {p['x']}"
     if kind == "frames":
         return _example_frames(p, base)
+    if kind == "trajectory":
+        fig = plots.trajectory(df, grid, metric=metric, group=p.get("group"),
+                               facet=p.get("facet"), y=p.get("y"), title=p.get("title"))
+        return fig, describe_trajectory(df, grid, p), f"{metric} along training"
     raise ConfigError("spec.plots", f"kind = {kind!r}: one of heatmap, line, scatter, bound, "
-                      "frames, versus")
+                      "frames, versus, trajectory")
 
 
 EXAMPLE_PAIRS = 6
@@ -719,6 +724,9 @@ def _readme(spec, df, records, figures, grid, sweep_dir) -> str:
         alt = heading.replace("[", "(").replace("]", ")")
         parts += [f"## {n}. {heading}", "", f"![{alt}]({stem}.png)", "",
                   f"[SVG]({stem}.svg)", "", para, ""]
+    stable = stability_section(df, grid)
+    if stable:
+        parts += [stable]
     parts += ["## Cells", "", "Mean ± seed std over finished runs; `theorem` is whether the "
               "world satisfies all of the theorem's assumptions (Gaussian, stationary, "
               "additive)." + (_VERDICT_NOTE if "verdict" in df else ""), "",

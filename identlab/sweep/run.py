@@ -101,7 +101,7 @@ def _summary(spec: SweepSpec, store: Store, hashes: list[str], skipped: int, wri
 
 
 DEFAULT_SWEEPS = ("gaussianity", "drift", "objectives", "timescales", "lambda_rho", "planning",
-                  "constraint")
+                  "constraint", "stability")
 
 
 def sweeps_dir() -> Path:

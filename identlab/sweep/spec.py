@@ -12,6 +12,8 @@ A spec (``sweeps/*.yaml``)::
     presets: {paper: {set: {train.steps: 20000}, grid: {...}, seeds: 5}}
     plots: [{kind: heatmap, x: ..., y: ..., metric: r2_hz, facet: ..., overlay: ...}]
     # kind versus: metric on y against another metric x across runs, coloured by group
+    # kind trajectory: a traj_* metric against the logged step (eval.at_steps); facet
+    # columns, y rows, one line per group
 
 Every cell is validated as a run config when the spec loads, so a bad grid fails before
 any training starts. Records are keyed by the hash of the resolved config (seed
@@ -35,7 +37,7 @@ from identlab.core.schema import ConfigError, value_label
 __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "plan", "value_label",
            "report_name"]
 
-PLOT_KINDS = ("heatmap", "line", "scatter", "bound", "frames", "versus")
+PLOT_KINDS = ("heatmap", "line", "scatter", "bound", "frames", "versus", "trajectory")
 OVERLAYS = ("rho_sq", "theorem")
 
 
@@ -271,6 +273,10 @@ def _check_plot(p, i, grid) -> PlotSpec:
                               f"({', '.join(grid)})")
     if p["kind"] == "heatmap" and not (p.get("x") and p.get("y")):
         raise ConfigError(where, "a heatmap needs x and y")
+    if p["kind"] == "trajectory" and (p.get("x") or not str(p.get("metric", "")).startswith(
+            "traj_")):
+        raise ConfigError(where, "a trajectory plot needs a traj_* metric and no x (its x "
+                          "is the logged step)")
     if p["kind"] == "line" and not p.get("x"):
         raise ConfigError(where, "a line plot needs x")
     if p.get("overlay") is not None and p["overlay"] not in OVERLAYS:
