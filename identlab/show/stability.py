@@ -91,8 +91,8 @@ def _rotation_row(world, lam, rot: pd.DataFrame, gauss: pd.DataFrame) -> str:
 
 
 _HEAD = ("| world | λ | rotation kept | R²(h→z) bulk: start → end | J − J_rotation | "
-         "J − J_Φ⁻¹F | left at step (runs) | end R²(h→Φ⁻¹F) | Φ⁻¹F start: R²(h→Φ⁻¹F) start (bulk) → end "
-         "| Φ⁻¹F start: J − J_Φ⁻¹F |\n|" + "---|" * 10)
+         "J − J_Φ⁻¹F | left at step (runs) | end R²(h→Φ⁻¹F) | "
+         "Φ⁻¹F start: R²(h→Φ⁻¹F) start (bulk) → end | Φ⁻¹F start: J − J_Φ⁻¹F |\n|" + "---|" * 10)
 
 
 def stability_section(df: pd.DataFrame, grid: dict) -> str | None:
