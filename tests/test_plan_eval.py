@@ -144,8 +144,9 @@ def test_default_record_matches_the_pin(capsys):
     rec = rec[0] if isinstance(rec, list) else rec
     rec.pop("provenance")
     pin.pop("provenance", None)
-    # the attribution keys (DESIGN §7) are new; every pinned value stays exact
-    assert set(rec["metrics"]) - set(pin["metrics"]) == set(ATTRIBUTION_KEYS)
+    # the attribution keys (DESIGN §7) and the bulk R² are new; every pinned value stays
+    # exact
+    assert set(rec["metrics"]) - set(pin["metrics"]) == {*ATTRIBUTION_KEYS, "r2_hz_bulk"}
     assert {k: rec["metrics"][k] for k in pin["metrics"]} == pin["metrics"]
     assert {k: v for k, v in rec.items() if k != "metrics"} == \
         {k: v for k, v in pin.items() if k != "metrics"}
