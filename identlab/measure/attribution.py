@@ -77,7 +77,7 @@ _CDF_FLOOR = 1e-300
 _LOG_SCALE_BOUND = 5.0
 
 VERDICTS = ("recovered", "optimizer_gap", "nonrotation_optimum", "optimizer_gap+nonrotation",
-            "diverged")
+            "inconclusive", "diverged")
 ATTRIBUTION_KEYS = ("loss_learned", "loss_rotation", "loss_rotation_scalar",
                     "loss_rotation_dims", "loss_gaussianized", "loss_path_best",
                     "path_s_best", "loss_se", "gap", "gap_se", "lam_star", "lam_effective",
@@ -387,13 +387,13 @@ def verdict(learned: LossEstimate | None, oracles: Oracles, r2_hz: float | None)
       > SE_MULTIPLE SE and > REL_TOL — the objective itself prefers a non-rotation at this
       λ. Candidates: the Gaussianized and path oracles, and the learned h when its
       R²(h→z) is below R2_ROTATION (or unknown).
-      A learned h that is no rotation (R² < R2_ROTATION) and costs no more than every
-      oracle (no gap) counts here too: it is at least as cheap as the best rotation
-      within the SE, so the objective does not single out the rotation at this λ (e.g.
-      the two-timescale world, whose collapsed fast latent ties with the rotation).
-    * both: ``optimizer_gap+nonrotation``; neither: ``recovered`` (the learned h is a
-      rotation, or of unknown R², as cheap as every oracle, and no non-rotation beats
-      the rotation).
+    * both: ``optimizer_gap+nonrotation``.
+    * ``inconclusive``: neither rule fires, but the learned h is no rotation (R² below
+      R2_ROTATION): it costs as much as the best rotation within the SE, so at this λ and
+      SE the losses cannot tell whether the objective prefers the rotation (e.g. a
+      collapsed latent at a weak λ, or a strong λ whose SIGReg term is too noisy at
+      ``directions``). More directions or pairs shrink the SE.
+    * ``recovered``: neither rule fires and the learned h is a rotation (or of unknown R²).
     """
     if learned is None:
         return "diverged"
@@ -402,11 +402,12 @@ def verdict(learned: LossEstimate | None, oracles: Oracles, r2_hz: float | None)
     rivals = oracles.nonrotations()
     if r2_hz is None or r2_hz < R2_ROTATION:
         rivals = [*rivals, learned]
-    nonrotation = any(_costs_more(oracles.rotation, e, lam) for e in rivals) or (
-        not gap and r2_hz is not None and r2_hz < R2_ROTATION)
+    nonrotation = any(_costs_more(oracles.rotation, e, lam) for e in rivals)
     if gap and nonrotation:
         return "optimizer_gap+nonrotation"
-    return "optimizer_gap" if gap else ("nonrotation_optimum" if nonrotation else "recovered")
+    if gap or nonrotation:
+        return "optimizer_gap" if gap else "nonrotation_optimum"
+    return "inconclusive" if r2_hz is not None and r2_hz < R2_ROTATION else "recovered"
 
 
 def r2_hz_gauss(h_t, h_t1, z_t, z_t1, law, fit_fraction: float = 0.5) -> float | None:

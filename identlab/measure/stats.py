@@ -108,14 +108,15 @@ def bound_rows(df: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------ attribution verdicts
 # Marks of the attribution classes (DESIGN §7) on heatmaps and in text.
 VERDICT_MARKS = {"recovered": "✓", "optimizer_gap": "⚙", "nonrotation_optimum": "✗",
-                 "optimizer_gap+nonrotation": "⚙✗", "diverged": "†"}
+                 "optimizer_gap+nonrotation": "⚙✗", "inconclusive": "?", "diverged": "†"}
 VERDICT_NAMES = {"recovered": "recovered", "optimizer_gap": "optimizer gap",
                  "nonrotation_optimum": "non-rotation optimum",
                  "optimizer_gap+nonrotation": "optimizer gap and non-rotation optimum",
+                 "inconclusive": "inconclusive (a non-rotation that ties with the rotation)",
                  "diverged": "diverged"}
 # A tie between classes goes to the first of these (the more severe reading).
 VERDICT_PRIORITY = ("diverged", "optimizer_gap+nonrotation", "nonrotation_optimum",
-                    "optimizer_gap", "recovered")
+                    "optimizer_gap", "inconclusive", "recovered")
 # Per-cell means of these record keys go with the verdict counts.
 VERDICT_LOSSES = ("loss_learned", "loss_rotation", "loss_gaussianized", "loss_path_best",
                   "lam_star", "lam_effective")
