@@ -115,14 +115,17 @@ def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
     stats = [cell_stats(sub, metric, [x, y], grid) for _, sub in panels]
     vmin, vmax = _colour_range(metric, stats)
     npan = len(panels)
+    marks_of = [_verdict_marks(sub, grid, x, y) for _, sub in panels]
     w = max(3.6, 0.95 * len(xl) + 1.8)
     h = max(3.0, 0.62 * len(yl) + 1.9)
-    fig = Figure(figsize=(w * npan + 1.2, h), layout="constrained")
+    # the legend (verdict marks, overlays) sits right of the panels, in its own column
+    legend_w = 3.4 if overlay or any(marks_of) else 0.0
+    fig = Figure(figsize=(w * npan + 1.2 + legend_w, max(h, 3.4 if legend_w else h)),
+                 layout="constrained")
     axes = fig.subplots(1, npan, squeeze=False)[0]
     norm = Normalize(vmin, vmax)
     im, handles = None, {}
-    for ax, (flab, sub), st in zip(axes, panels, stats):
-        marks = _verdict_marks(sub, grid, x, y)
+    for ax, (flab, sub), st, marks in zip(axes, panels, stats, marks_of):
         im = _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold, marks)
         if marks:
             handles.update(_verdict_legend())
@@ -136,7 +139,7 @@ def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
     if threshold is not None and vmin <= threshold <= vmax:  # bold cells reach this line
         cb.ax.axhline(threshold, color="black", linewidth=1.2)
     if handles:
-        fig.legend(handles=list(handles.values()), loc="outside lower left", fontsize=8,
+        fig.legend(handles=list(handles.values()), loc="outside right upper", fontsize=8,
                    frameon=False)
     head = title or f"{metric} over {short_axis(x)} × {short_axis(y)}"
     fig.suptitle("\n".join(textwrap.wrap(head, int(45 * npan + 15))), fontsize=12)
