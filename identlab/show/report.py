@@ -297,7 +297,8 @@ def verdict_text(df: pd.DataFrame, grid: dict, keys: list[str]) -> str:
     if not len(cv):
         return ""
     tally = cv["verdict"].value_counts()
-    head = (f"Attribution (majority verdict over seeds; {' '.join(VERDICT_MARKS.values())} on the figure): "
+    marks = " ".join(VERDICT_MARKS.values())
+    head = (f"Attribution (majority verdict over seeds; {marks} on the figure): "
             + ", ".join(f"{VERDICT_NAMES[v]} {VERDICT_MARKS[v]} in {int(tally[v])}/{len(cv)} "
                         "cells" for v in VERDICT_MARKS if v in tally) + ".")
     fails = [_verdict_cell(r, keys) for _, r in cv.iterrows() if r["verdict"] != "recovered"]
