@@ -424,7 +424,7 @@ def verdict_text(rows: pd.DataFrame) -> str:
     verdict (made before the attribution diagnostics, or objectives without SIGReg)."""
     v = row_verdicts(rows).dropna()
     if not len(v):
-        return "no verdict in these records"
+        return "no verdict (an objective without SIGReg, or records older than the diagnostics)"
     counts = v.value_counts()
     parts = [f"{VERDICT_NAMES[k]} {n}/{len(v)}" for k, n in counts.items()]
     ok = rows[rows["status"] == "ok"]
@@ -636,7 +636,7 @@ def _gennorm_section(frames, specs, out, sweep_root, findings) -> list[str]:
         return parts + _missing(sweep_root, "paper_gennorm")
     tab = gennorm_table(frames["paper_gennorm"], frames.get("paper_gennorm_stationary"))
     fig = _save(gennorm_figure(tab), out, "02-gennorm")
-    f = _gennorm_findings(tab)
+    f = _gennorm_findings(tab, frame=frames["paper_gennorm"])
     findings += [f"Gennorm — {x}" for x in f]
     return parts + [f"![gennorm]({fig})", "", _gennorm_markdown(tab), "",
                     *[f"- {x}" for x in f], "",
