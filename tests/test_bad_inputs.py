@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_config import TINY_RUN
 
 from identlab.cli import main
 from identlab.config import EvalConfig, RunConfig, TrainConfig, WorldConfig, load_run, load_yaml
@@ -22,13 +23,7 @@ from identlab.world.dynamics import OU
 from identlab.world.latents import Gennorm
 from identlab.world.mixers import Spiral
 
-TINY = {
-    "world": {"dim": 2, "mixer": {"kind": "mlp", "depth": 2}},
-    "learner": {"encoder": {"kind": "mlp", "hidden": 16, "depth": 2},
-                "objective": {"kind": "lejepa", "slices": 16}},
-    "train": {"steps": 30, "batch": 32},
-    "eval": {"n": 200, "knn": 5, "sigreg_slices": 16},
-}
+TINY = TINY_RUN
 BOMB = ('a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
         + "".join(f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
                   for p, c in zip("abcdefgh", "bcdefghi")))

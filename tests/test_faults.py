@@ -23,6 +23,7 @@ import torch
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from tiny_config import TINY_RUN
 
 from identlab.cli import main
 from identlab.config import config_hash, load_run
@@ -33,13 +34,7 @@ from identlab.sweep.run import run_sweep
 from identlab.sweep.spec import load_spec, plan
 from identlab.sweep.store import Store, StoreError, config_digest, record_problem
 
-BASE = {
-    "world": {"dim": 2, "mixer": {"kind": "mlp", "depth": 2}},
-    "learner": {"encoder": {"kind": "mlp", "hidden": 16, "depth": 2},
-                "objective": {"kind": "lejepa", "slices": 16}},
-    "train": {"steps": 30, "batch": 32},
-    "eval": {"n": 200, "knn": 5, "sigreg_slices": 16},
-}
+BASE = TINY_RUN
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

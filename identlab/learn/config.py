@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from identlab.core.registry import ENCODERS, OBJECTIVES, PREDICTORS
-from identlab.core.schema import ConfigError, interval, param
+from identlab.core.schema import ConfigError, check_fields, interval, param
 from identlab.learn import encoders as _enc
 from identlab.learn import objectives as _obj
 from identlab.learn.train import LrDrop
@@ -54,15 +53,6 @@ class InitConfig:
         return self.kind == "supervised"
 
 
-def _prefix_errors(obj, prefix: str) -> None:
-    """Re-run every field check of a sub-section, naming ``<prefix>.<field>``."""
-    for f in dataclasses.fields(obj):
-        check = f.metadata.get("check")
-        msg = check(getattr(obj, f.name)) if check is not None else None
-        if msg:
-            raise ConfigError(f"{prefix}.{f.name}", f"= {getattr(obj, f.name)!r}: {msg}")
-
-
 @dataclass(frozen=True)
 class LearnerConfig:
     """Encoder f, optional predictor P, and the objective."""
@@ -77,7 +67,7 @@ class LearnerConfig:
                              doc="encoder start: random or a supervised warm start")
 
     def __post_init__(self) -> None:
-        _prefix_errors(self.init, "learner.init")
+        check_fields(self.init, "learner.init")
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from identlab.core.schema import ConfigError, interval, param
+from identlab.core.schema import ConfigError, check_fields, interval, param
 
 __all__ = ["EvalConfig", "PlanConfig", "AttributionConfig"]
 
 PLAN_FIELD = "eval.plan"
 ATTRIBUTION_FIELD = "eval.attribution"
-
-
-def _check_fields(obj, prefix: str) -> None:
-    """Run every field's check again, naming the field ``<prefix>.<name>`` on failure."""
-    for f in dataclasses.fields(obj):
-        check = f.metadata.get("check")
-        msg = check(getattr(obj, f.name)) if check is not None else None
-        if msg:
-            raise ConfigError(f"{prefix}.{f.name}", f"= {getattr(obj, f.name)!r}: {msg}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +50,7 @@ class PlanConfig:
     knn: int = param(1, check=interval(1), doc="neighbours averaged to decode a waypoint")
 
     def __post_init__(self) -> None:
-        _check_fields(self, PLAN_FIELD)
+        check_fields(self, PLAN_FIELD)
         least = min(self.transitions, self.rendered_transitions)
         if self.knn > least:
             raise ConfigError(f"{PLAN_FIELD}.knn", f"= {self.knn}: at most the gallery size "
@@ -95,7 +86,7 @@ class AttributionConfig:
                                     doc="points s of the oracle path (1-s)·z + s·Φ⁻¹(F(z))")
 
     def __post_init__(self) -> None:
-        _check_fields(self, ATTRIBUTION_FIELD)
+        check_fields(self, ATTRIBUTION_FIELD)
 
 
 @dataclass(frozen=True)
