@@ -101,16 +101,6 @@ def check_value(path: str, value: Any, tp: Any, check: Check | None) -> Any:
     return out
 
 
-def check_fields(obj: Any, prefix: str) -> None:
-    """Run every field check of a config section again, naming ``<prefix>.<field>`` in
-    the error (a section built directly only knows its own field names)."""
-    for f in dataclasses.fields(obj):
-        check = f.metadata.get("check")
-        msg = check(getattr(obj, f.name)) if check is not None else None
-        if msg:
-            raise ConfigError(f"{prefix}.{f.name}", f"= {getattr(obj, f.name)!r}: {msg}")
-
-
 def _finite(v: Any) -> bool:
     if isinstance(v, float):
         return math.isfinite(v)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from identlab.core.registry import ENCODERS, OBJECTIVES, PREDICTORS
-from identlab.core.schema import ConfigError, check_fields, interval, param
+from identlab.core.schema import ConfigError, interval, param
 from identlab.learn import encoders as _enc
 from identlab.learn import objectives as _obj
 from identlab.learn.train import LrDrop
@@ -65,9 +65,6 @@ class LearnerConfig:
                            doc="predictor P applied to the t-view")
     init: InitConfig = param(factory=InitConfig, omit_default=True,
                              doc="encoder start: random or a supervised warm start")
-
-    def __post_init__(self) -> None:
-        check_fields(self.init, "learner.init")
 
 
 @dataclass(frozen=True)

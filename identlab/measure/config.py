@@ -7,12 +7,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from identlab.core.schema import ConfigError, check_fields, interval, param
+from identlab.core.schema import ConfigError, interval, param
 
 __all__ = ["EvalConfig", "PlanConfig", "AttributionConfig"]
 
 PLAN_FIELD = "eval.plan"
-ATTRIBUTION_FIELD = "eval.attribution"
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,6 @@ class PlanConfig:
     knn: int = param(1, check=interval(1), doc="neighbours averaged to decode a waypoint")
 
     def __post_init__(self) -> None:
-        check_fields(self, PLAN_FIELD)
         least = min(self.transitions, self.rendered_transitions)
         if self.knn > least:
             raise ConfigError(f"{PLAN_FIELD}.knn", f"= {self.knn}: at most the gallery size "
@@ -84,9 +82,6 @@ class AttributionConfig:
     path: tuple[float, ...] = param((0.5,), check=interval(0.0, 1.0, lo_open=True,
                                                             hi_open=True),
                                     doc="points s of the oracle path (1-s)·z + s·Φ⁻¹(F(z))")
-
-    def __post_init__(self) -> None:
-        check_fields(self, ATTRIBUTION_FIELD)
 
 
 @dataclass(frozen=True)
