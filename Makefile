@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HYPOTHESIS_PROFILE ?= ci
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install test test-all lint sweep reproduce bench teach clean
+.PHONY: install test test-all lint sweep reproduce reproduce-spot bench teach clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ sweep: $(STAMP)           ## the default phase-diagram sweeps -> reports/
 
 reproduce: $(STAMP)       ## the paper's experiments side by side -> reports/paper/
 	$(PY) -m identlab reproduce --out runs/paper --reports reports
+
+reproduce-spot: $(STAMP)  ## paper-size spot checks, one process per core -> reports/paper/
+	OMP_NUM_THREADS=1 $(PY) -m identlab reproduce --preset spot --out runs/paper-spot \
+	  --reports reports --workers $$(nproc)
 
 teach: $(STAMP)           ## the teaching walkthrough -> reports/teaching/
 	$(PY) -m identlab teach --out reports/teaching

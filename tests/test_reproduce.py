@@ -217,8 +217,15 @@ def _write_tiny_specs(root: Path) -> None:
             "learner.objective": [{"kind": "lejepa", "lam": 1e-6, "slices": 8},
                                   {"kind": "whiten", "lam": 0.5}, {"kind": "infonce"},
                                   {"kind": "align_only"}]},
-            "plots": [{"kind": "line", "x": "world.dim", "group": "learner.objective"}]},
-        "paper_gennorm": {"base": TINY_BASE, "seeds": 1, "grid": {
+            "plots": [{"kind": "line", "x": "world.dim", "group": "learner.objective"}],
+            "presets": {"spot": {"set": {"train.steps": 6}, "seeds": 2, "grid": {
+                "world.dim": [2],
+                "learner.objective": [{"kind": "lejepa", "lam": 1e-6, "slices": 8}]}}}},
+        "paper_gennorm": {"base": TINY_BASE, "seeds": 1, "presets": {"spot": {
+            "set": {"train.steps": 6}, "seeds": 2, "grid": {
+                "world.latent": [{"kind": "gennorm", "alpha": 1.0}],
+                "learner.objective": [{"kind": "lejepa", "lam": 1e-3, "slices": 8},
+                                      {"kind": "infonce"}]}}}, "grid": {
             "world.latent": [{"kind": "gennorm", "alpha": a} for a in (1.0, 2.0)],
             "world.dynamics": [{"kind": "naive_additive", "rho": 0.95}],
             "learner.objective": [{"kind": "lejepa", "lam": 1e-3, "slices": 8},
@@ -231,6 +238,8 @@ def _write_tiny_specs(root: Path) -> None:
             "eval.grid": [10]}, "zip": [["world.latent", "world.dynamics"]]},
         "paper_grid": {"base": TINY_BASE, "seeds": 1, "grid": {
             "learner.objective.lam": [1e-3, 0.5], "world.dynamics.rho": [0.5, 0.9]},
+            "presets": {"spot": {"set": {"train.steps": 6}, "seeds": 2, "grid": {
+                "learner.objective.lam": [0.5], "world.dynamics.rho": [0.5]}}},
             "plots": [{"kind": "heatmap", "x": "learner.objective.lam",
                        "y": "world.dynamics.rho", "metric": "r2_hz"}, {"kind": "bound"}]},
     }
@@ -268,11 +277,108 @@ def test_tiny_reproduce_end_to_end(tmp_path, monkeypatch):
     assert "paper_grid: 4 trained, 0 reused, " in text
 
 
+def test_tiny_spot_checks_end_to_end(tmp_path, monkeypatch):
+    """`reproduce --preset spot` runs the sweeps that define the preset (two worker
+    processes), writes their reports under paper-spot/ and puts every spot cell on the
+    default page beside the paper and the CPU size, with the records' numbers."""
+    from identlab.sweep import run as sweep
+
+    _write_tiny_specs(tmp_path / "sweeps")
+    monkeypatch.setattr(sweep, "sweeps_dir", lambda: tmp_path / "sweeps")
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    assert rp.preset_sweeps(rp.SPOT) == ["paper_scaling", "paper_gennorm", "paper_grid"]
+    rp.reproduce(runs / "paper", reports, progress=False)
+    page = rp.reproduce(runs / "paper-spot", reports, preset=rp.SPOT, progress=False,
+                        workers=2)
+    assert page == (reports / "paper" / "README.md").resolve()
+    assert not (runs / "paper-spot" / "paper_gennorm_stationary").exists()
+    text = page.read_text()
+    assert "## 5. Spot checks at the paper's size" in text and "_Not run" not in text
+    for link in LINK_RE.findall(text):
+        assert (page.parent / link).is_file(), link
+    assert (reports / "paper-spot" / "README.md").is_file()
+    big = pd.read_csv(runs / "paper-spot" / "paper_gennorm" / "results.csv")
+    cpu = pd.read_csv(runs / "paper" / "paper_gennorm" / "results.csv")
+    assert len(big) == 4 and set(big["cfg.train.steps"]) == {6}
+    for kind, name in (("lejepa", "SIGReg λ=0.001"), ("infonce", "InfoNCE")):
+        b = big[big["cfg.learner.objective.kind"] == kind]["r2_hz_grid"]
+        c = cpu[(cpu["cfg.learner.objective.kind"] == kind)
+                & np.isclose(cpu["cfg.world.latent.alpha"], 1.0)]["r2_hz_grid"]
+        paper = rp.GENNORM[name][rp.GENNORM_ALPHAS.index(1.0)]
+        cls = rp.SPOT_CLASS_TEXT[rp.spot_class(paper, c.mean(), b.mean(), 0.1)]
+        assert (f"| gennorm | α 1, {name} | R² on the grid | {paper:.2f} | {c.mean():.2f} "
+                f"(1 seed) | {b.mean():.2f} (2 seeds) |") in text
+        assert f"Spot — gennorm, α 1, {name}: paper {paper:.2f}" in text and cls in text
+    assert "| scaling | N 2, SIGReg λ=1e-06 | R² on samples |" in text
+    assert "| λ × ρ grid | λ 0.5, ρ 0.5 | R² on samples | none per cell |" in text
+    index = (reports / "README.md").read_text()
+    assert "[paper-spot](paper-spot/README.md)" in index
+
+
+def test_spot_preset_plans_the_listed_cells():
+    """The spot preset is the paper's size at the cells the CPU size disagrees on:
+    gennorm α 0.25 / 0.5 (SIGReg, InfoNCE), scaling N 2 / 8 (SIGReg λ 1e-6), the λ × ρ
+    grid at λ 1e-5 / 0.05 and ρ 0.5 / 0.95; 2–3 seeds; nothing else."""
+    from identlab.sweep.run import sweeps_dir
+    from identlab.sweep.spec import load_spec, plan
+
+    assert rp.preset_sweeps(rp.SPOT) == ["paper_scaling", "paper_gennorm", "paper_grid"]
+    cells = {}
+    for name in rp.preset_sweeps(rp.SPOT):
+        cfgs = [c for c, _ in plan(load_spec(sweeps_dir() / f"{name}.yaml", rp.SPOT))]
+        assert {c.train.steps for c in cfgs} == {20000}
+        assert {c.train.lr for c in cfgs} == {3e-3}
+        seeds = {c.seed for c in cfgs}
+        assert 2 <= len(seeds) <= 3
+        for c in cfgs:
+            obj = c.learner.objective
+            assert getattr(obj, "slices", 256) == 256
+            if name != "paper_scaling":
+                assert (c.learner.encoder.hidden, c.learner.encoder.depth) == (256, 4)
+        cells[name] = ({(c.world.latent.alpha, c.learner.objective.kind) for c in cfgs}
+                       if name == "paper_gennorm" else
+                       {(c.world.dim, c.learner.objective.kind, c.learner.objective.lam)
+                        for c in cfgs} if name == "paper_scaling" else
+                       {(c.learner.objective.lam, c.world.dynamics.rho) for c in cfgs})
+        assert len(cfgs) == len(cells[name]) * len(seeds)
+    assert cells["paper_gennorm"] == {(a, k) for a in (0.25, 0.5) for k in ("lejepa", "infonce")}
+    assert cells["paper_scaling"] == {(2, "lejepa", 1e-6), (8, "lejepa", 1e-6)}
+    assert cells["paper_grid"] == {(lam, rho) for lam in (1e-5, 0.05) for rho in (0.5, 0.95)}
+
+
+@pytest.mark.parametrize("paper, cpu, big, tol, expected", [
+    (0.95, 0.27, 0.956, 0.1, "budget"),             # gennorm α .5: the paper's size agrees
+    (0.75, 0.06, 0.68, 0.1, "budget"),              # within the tolerance from below
+    (0.95, 0.27, 0.70, 0.1, "partly budget"),       # closer by more than tol, still off
+    (0.95, 0.27, 0.30, 0.1, "not budget"),          # no closer
+    (0.999998, 0.866, 0.87, 1e-3, "not budget"),    # scaling: stalls at both sizes
+    (0.999998, 0.866, 0.9995, 1e-3, "budget"),
+    (0.95, 0.90, 0.20, 0.1, "agrees"),              # nothing to explain at the CPU size
+    (None, 0.07, 0.80, 0.1, "budget"),              # no published value: sizes compared
+    (None, 0.50, 0.30, 0.1, "lower at paper size"),
+    (None, 0.07, 0.12, 0.1, "not budget"),
+    (0.95, float("nan"), 0.9, 0.1, "not run"),
+])
+def test_spot_class(paper, cpu, big, tol, expected):
+    assert rp.spot_class(paper, cpu, big, tol) == expected
+    assert expected in rp.SPOT_CLASS_TEXT
+
+
 def test_reproduce_cli_rejects_an_unknown_sweep(tmp_path, capsys):
     rc = main(["reproduce", "--only", "nope", "--out", str(tmp_path / "r"),
                "--reports", str(tmp_path / "rep")])
     assert rc == 2
     assert "--only" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("args, field", [(["--workers", "0"], "--workers"),
+                                          (["--preset", "nope"], "--preset")])
+def test_reproduce_cli_rejects_bad_workers_and_presets(tmp_path, capsys, args, field):
+    rc = main(["reproduce", *args, "--out", str(tmp_path / "r"),
+               "--reports", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert rc == 2 and field in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists() and not (tmp_path / "rep").exists()
 
 

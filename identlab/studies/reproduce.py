@@ -6,6 +6,9 @@ sweep's own report under ``<reports>/paper/<name>/`` and one comparison page,
 ``<reports>/paper/README.md``: for every published number the paper's value beside
 identlab's (mean ± std over seeds, median, min, fraction recovered), the settings that
 differ, overlay figures and a "what differs and why" section computed from the records.
+``identlab reproduce --preset spot`` runs the cells where the CPU size disagrees most at
+the paper's size and adds them to that page, cell by cell: was the disagreement the
+budget?
 
 No run is dropped or selected. The paper's own protocol for the scaling table (best of 3
 encoders by final training loss) is emulated from the same runs, over every 3-subset of
@@ -17,6 +20,8 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +48,11 @@ from identlab.show.report import (
 __all__ = ["PAPER_SWEEPS", "SCALING", "GENNORM_ALPHAS", "GENNORM", "objective_name",
            "grid_support_share",
            "best_of_k", "scaling_table", "loss_separation", "sigreg_effect", "gennorm_table",
-           "grid_summary", "write_paper_page", "page_name", "reproduce"]
+           "grid_summary", "SPOT", "SPOT_KINDS", "spot_class", "spot_table",
+           "write_paper_page", "page_name", "preset_sweeps", "reproduce"]
 
 PAPER_SWEEPS = ("paper_scaling", "paper_gennorm", "paper_gennorm_stationary", "paper_grid")
+SPOT = "spot"  # the preset of the paper-size spot checks (cells where the CPU size disagrees)
 
 # ---------------------------------------------------------------- published numbers
 def _published() -> dict:
@@ -507,6 +514,264 @@ def _grid_markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- paper-size spot checks
+@dataclass(frozen=True)
+class SpotKind:
+    """How one paper sweep's spot cells are read: the results columns naming a cell, the
+    score the paper published, how far from the paper's value still agrees, and the
+    paper's value of a cell (None where the paper published none per cell)."""
+    sweep: str
+    experiment: str
+    keys: tuple[str, ...]
+    metric: str
+    tol: float
+    paper: Callable[[tuple], float | None]
+    label: Callable[[tuple], str]
+
+
+def _gennorm_paper(cell: tuple) -> float | None:
+    alpha, obj = cell
+    hits = [i for i, a in enumerate(GENNORM_ALPHAS) if np.isclose(a, alpha)]
+    return GENNORM[obj][hits[0]] if obj in GENNORM and hits else None
+
+
+def _scaling_paper(cell: tuple) -> float | None:
+    n, obj = cell
+    if obj in SCALING_OBJECTIVES and int(n) in SCALING:
+        return SCALING[int(n)][1 + SCALING_OBJECTIVES.index(obj)]
+    return None
+
+
+SPOT_KINDS = (
+    SpotKind("paper_gennorm", "gennorm", ("cfg.world.latent.alpha", "objective"),
+             "r2_hz_grid", 0.1, _gennorm_paper, lambda c: f"α {c[0]:g}, {c[1]}"),
+    SpotKind("paper_scaling", "scaling", ("cfg.world.dim", "objective"), "r2_hz",
+             1 - EXACT_R2, _scaling_paper, lambda c: f"N {int(c[0])}, {c[1]}"),
+    SpotKind("paper_grid", "λ × ρ grid",
+             ("cfg.learner.objective.lam", "cfg.world.dynamics.rho"), "r2_hz", 0.1,
+             lambda c: None, lambda c: f"λ {c[0]:g}, ρ {c[1]:g}"),
+)
+
+
+SPOT_GAIN = 0.05  # an R² gain that counts as "closer" (below it: noise of 2-3 seeds)
+
+
+def spot_class(paper: float | None, cpu: float, big: float, tol: float) -> str:
+    """Was the CPU size's disagreement with the paper the budget? From the mean scores of
+    a cell at the CPU size (``cpu``) and at the paper's size (``big``):
+
+    - ``agrees``: the CPU size is within ``tol`` of the paper; nothing to explain;
+    - ``budget``: the paper's size is within ``tol`` of the paper, the CPU size is not;
+    - ``partly budget``: the paper's size is closer by more than ``tol`` (and than
+      :data:`SPOT_GAIN`) but still off;
+    - ``not budget``: the paper's size is no closer (both sizes disagree alike).
+
+    Where the paper published no value for the cell (``paper`` None) only the sizes are
+    compared: ``budget`` when the paper's size scores more than ``max(tol, SPOT_GAIN)``
+    higher, ``lower at paper size`` when as much lower, else ``not budget``."""
+    if not (np.isfinite(cpu) and np.isfinite(big)):
+        return "not run"
+    gain = max(tol, SPOT_GAIN)
+    if paper is None:
+        if big - cpu > gain:
+            return "budget"
+        return "lower at paper size" if cpu - big > gain else "not budget"
+    off_cpu, off_big = abs(cpu - paper), abs(big - paper)
+    if off_cpu <= tol:
+        return "agrees"
+    if off_big <= tol:
+        return "budget"
+    return "partly budget" if off_cpu - off_big > gain else "not budget"
+
+
+SPOT_CLASS_TEXT = {
+    "agrees": "no: the CPU size already agrees",
+    "budget": "yes, the budget",
+    "partly budget": "partly the budget",
+    "not budget": "no: not the budget",
+    "lower at paper size": "no: lower at the paper's size",
+    "not run": "not run at both sizes",
+}
+
+
+def _cell_values(frame: pd.DataFrame, kind: SpotKind) -> dict[tuple, pd.DataFrame]:
+    ok = _ok(frame)
+    if not len(ok) or any(k not in ok for k in kind.keys):
+        return {}
+    keys = [pd.to_numeric(ok[k], errors="coerce") if k.startswith("cfg.") else ok[k]
+            for k in kind.keys]
+    out = {}
+    for cell, part in ok.groupby(keys):
+        cell = tuple(float(c) if isinstance(c, (int, float, np.number)) else c for c in cell)
+        out[cell] = part
+    return out
+
+
+def _match(cells: dict[tuple, pd.DataFrame], cell: tuple) -> pd.DataFrame | None:
+    for c, part in cells.items():
+        if all(np.isclose(a, b) if isinstance(a, float) and isinstance(b, float) else a == b
+               for a, b in zip(c, cell)):
+            return part
+    return None
+
+
+def _scores(part: pd.DataFrame | None, metric: str) -> np.ndarray:
+    if part is None or metric not in part:
+        return np.array([])
+    v = pd.to_numeric(part[metric], errors="coerce").to_numpy(float)
+    return v[np.isfinite(v)]
+
+
+def spot_table(cpu: dict[str, pd.DataFrame], spot: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per spot cell (every cell of the spot records): the paper's value, the CPU
+    size's and the paper size's scores (mean and per seed), the held-out sample score at
+    the paper's size, its class (:func:`spot_class`) and the attribution of its runs."""
+    rows = []
+    for kind in SPOT_KINDS:
+        if kind.sweep not in spot:
+            continue
+        small = _cell_values(cpu.get(kind.sweep, pd.DataFrame()), kind)
+        for cell, part in _cell_values(spot[kind.sweep], kind).items():
+            big, low = _scores(part, kind.metric), _scores(_match(small, cell), kind.metric)
+            paper = kind.paper(cell)
+            b = float(big.mean()) if len(big) else np.nan
+            c = float(low.mean()) if len(low) else np.nan
+            row = {"experiment": kind.experiment, "cell": kind.label(cell),
+                   "metric": kind.metric, "paper": paper, "cpu": c, "cpu_seeds": len(low),
+                   "big": b, "big_seeds": big.tolist(), "tol": kind.tol,
+                   "class": spot_class(paper, c, b, kind.tol),
+                   "samples": float(np.mean(_scores(part, "r2_hz")))
+                   if kind.metric != "r2_hz" and len(_scores(part, "r2_hz")) else np.nan,
+                   "verdicts": verdict_text(part)}
+            if kind.sweep == "paper_scaling":
+                row["recovered"] = int(np.sum(big >= EXACT_R2))
+                best = best_of_k(big, part["final_loss"].to_numpy(float))
+                row["best3"] = float(np.median(best)) if len(best) else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _published_value(x) -> bool:
+    """A paper value in a table row (None becomes NaN in a frame)."""
+    return x is not None and bool(np.isfinite(x))
+
+
+def _spot_num(x, metric: str) -> str:
+    if x is None or not np.isfinite(x):
+        return "—"
+    return _r2(x) if metric == "r2_hz" else f"{x:.2f}"
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
+def _spot_markdown(tab: pd.DataFrame) -> str:
+    lines = ["| experiment | cell | score | paper | CPU size (mean) | paper size (mean) | "
+             "paper size, per seed | was the disagreement the budget? | attribution at "
+             "the paper's size |", "|" + "---|" * 9]
+    for _, r in tab.iterrows():
+        score = {"r2_hz_grid": "R² on the grid", "r2_hz": "R² on samples"}[r.metric]
+        seeds = ", ".join(_spot_num(v, r.metric) for v in r.big_seeds)
+        extra = []
+        if np.isfinite(r.get("samples", np.nan)):
+            extra.append(f"samples {r.samples:.2f}")
+        if "recovered" in r and np.isfinite(r.get("recovered", np.nan)):
+            extra.append(f"{int(r.recovered)}/{len(r.big_seeds)} ≥ {EXACT_R2}")
+            if np.isfinite(r.best3):
+                extra.append(f"best of 3 by final loss {_r2(r.best3)}")
+        if extra:
+            seeds += " (" + "; ".join(extra) + ")"
+        paper = (_spot_num(r.paper, r.metric) if _published_value(r.paper)
+                 else "none per cell")
+        lines.append(f"| {r.experiment} | {r.cell} | {score} | {paper} | "
+                     f"{_spot_num(r.cpu, r.metric)} ({_seeds(r.cpu_seeds)}) | "
+                     f"{_spot_num(r.big, r.metric)} ({_seeds(len(r.big_seeds))}) | {seeds} | "
+                     f"{SPOT_CLASS_TEXT[r['class']]} | {r.verdicts} |")
+    return "\n".join(lines)
+
+
+def spot_figure(tab: pd.DataFrame) -> Figure:
+    """Per spot cell: the paper's value (×), the CPU size's mean (○) and the paper size's
+    seeds (●) with their mean (|) on one R² axis."""
+    fig = Figure(figsize=(10.5, 0.45 * len(tab) + 1.6), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(tab))[::-1]
+    for yi, (_, r) in zip(y, tab.iterrows()):
+        if _published_value(r.paper):
+            ax.plot(r.paper, yi, "kx", ms=9, mew=2)
+        if np.isfinite(r.cpu):
+            ax.plot(r.cpu, yi, "o", mfc="none", mec="tab:orange", ms=8, mew=1.6)
+        ax.plot(r.big_seeds, [yi] * len(r.big_seeds), "o", color="tab:blue", ms=5, alpha=0.8)
+        if np.isfinite(r.big):
+            ax.plot([r.big] * 2, [yi - 0.3, yi + 0.3], color="tab:blue", lw=2)
+    where = {"r2_hz_grid": "grid", "r2_hz": "samples"}
+    ax.set_yticks(y, [f"{r.experiment}: {r.cell} ({where[r.metric]})"
+                      for _, r in tab.iterrows()], fontsize=8)
+    ax.set_xlabel("R²(h→z)")
+    ax.set_xlim(-0.05, 1.05)
+    ax.grid(alpha=0.3, axis="x")
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], ls="", marker="x", color="k", ms=9, mew=2, label="paper"),
+               Line2D([], [], ls="", marker="o", mfc="none", mec="tab:orange", ms=8,
+                      label="identlab, CPU size (mean over seeds)"),
+               Line2D([], [], ls="", marker="o", color="tab:blue", ms=5,
+                      label="identlab, paper's size (each seed; bar: mean)")]
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              ncol=3)
+    fig.suptitle("Spot checks: the cells where the CPU size disagrees, at the paper's size",
+                 fontsize=10)
+    return fig
+
+
+def _spot_findings(tab: pd.DataFrame) -> list[str]:
+    out = []
+    for _, r in tab.iterrows():
+        paper = (f"paper {_spot_num(r.paper, r.metric)}, " if _published_value(r.paper)
+                 else "no published value per cell, ")
+        out.append(f"{r.experiment}, {r.cell}: {paper}CPU size {_spot_num(r.cpu, r.metric)}, "
+                   f"paper's size {_spot_num(r.big, r.metric)} ({_seeds(len(r.big_seeds))}) — "
+                   f"{SPOT_CLASS_TEXT[r['class']]}.")
+    return out
+
+
+def _spot_section(frames, spot_root, out, findings) -> list[str]:
+    parts = [f"## 5. Spot checks at the paper's size (`--preset {SPOT}`)", "",
+             "The cells where the CPU size disagrees most, run again at the paper's size "
+             "(encoder, slices, 20 000 steps, lr; `make reproduce-spot`). Per cell: the "
+             "paper's value, the CPU size's and the paper size's, and whether the "
+             "disagreement was the budget — the paper's size within the tolerance of the "
+             "paper (0.1 in R² for the gennorm grid score and the λ × ρ grid, 0.001 for the "
+             "scaling table, whose values are near 1) where the CPU size is not. The last "
+             "column is the attribution of the paper-size runs (their training loss "
+             "beside the rotation's and the Gaussianized oracle's).", ""]
+    if spot_root is None:
+        return parts + [f"_Not run: `make reproduce-{SPOT}`._", ""]
+    spot_root = Path(spot_root)
+    spot, links = {}, []
+    for kind in SPOT_KINDS:
+        d = spot_root / kind.sweep
+        if (d / "spec.json").is_file():
+            spot[kind.sweep] = load_records(d)
+            name = spec_report_name(read_json(d / "spec.json"))
+            links.append(f"[{name}](../{page_name(SPOT)}/{name}/README.md)")
+    if not spot:
+        return parts + _missing(spot_root, "paper_*")
+    tab = spot_table(frames, spot)
+    if not len(tab):
+        return parts + ["_The spot records hold no finished run yet._", ""]
+    fig = _save(spot_figure(tab), out, "05-spot")
+    f = _spot_findings(tab)
+    findings += [f"Spot — {x}" for x in f]
+    counts = tab["class"].value_counts()
+    summary = ", ".join(f"{SPOT_CLASS_TEXT[k]} {n}/{len(tab)}" for k, n in counts.items())
+    t = sum(train_seconds(v) for v in spot.values())
+    return parts + [f"![spot checks]({fig})", "", _spot_markdown(tab), "",
+                    f"Cells: {summary}. Training time of the spot records: {t / 60:.1f} min "
+                    "(each batched program counted once).", "",
+                    "Spot sweep reports: " + ", ".join(links) + ".", ""]
+
+
 # ---------------------------------------------------------------- the page
 def _settings_markdown(specs: dict[str, dict]) -> str:
     """Paper vs identlab settings for each experiment, from the sweep specs' bases."""
@@ -679,7 +944,8 @@ def _reacher_section(reports_root) -> list[str]:
 
 
 def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports",
-                     wall: dict | None = None, preset: str | None = None) -> Path:
+                     wall: dict | None = None, preset: str | None = None,
+                     spot_root: str | Path | None = None) -> Path:
     """Write ``<reports_root>/paper/README.md`` (``paper-<preset>`` for a preset) from the
     paper sweeps under ``sweep_root``; a missing sweep is named as missing. ``wall``:
     the run summaries of the sweeps (from :func:`identlab.sweep.run.run_sweep`), by name."""
@@ -692,6 +958,9 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
         if (d / "spec.json").is_file():
             frames[name] = load_records(d)
             specs[name] = read_json(d / "spec.json")
+    if wall is None:  # the last run's summaries, as each sweep directory keeps them
+        wall = {n: w for n in frames
+                if isinstance(w := read_json(sweep_root / n / "summary.json"), dict)} or None
     parts = _intro(frames, wall)
     if specs:
         parts += ["## Settings that differ", "", _settings_markdown(specs), ""]
@@ -700,6 +969,9 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
     parts += _gennorm_section(frames, specs, out, sweep_root, findings)
     parts += _grid_section(frames, specs, sweep_root, findings)
     parts += _reacher_section(reports_root)
+    if preset is None:
+        spot = Path(sweep_root).parent / page_name(SPOT) if spot_root is None else spot_root
+        parts += _spot_section(frames, spot if Path(spot).is_dir() else None, out, findings)
     parts += ["## What differs and why", "",
               "Computed from the records above; the settings table says what was run "
               "differently.", "", *[f"- {x}" for x in findings], ""]
@@ -709,17 +981,53 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
 
 
 # ---------------------------------------------------------------- driver
+def _write_spot_index(out: Path, names: list[str]) -> Path:
+    """``<reports>/paper-spot/README.md``: the spot sweeps' reports and where they are
+    compared (the paper page's spot section)."""
+    text = "\n".join([
+        "# Paper-size spot checks", "",
+        "The cells where identlab's CPU size disagrees most with the paper, run at the "
+        "paper's size (`make reproduce-spot`). Their comparison with the paper and the CPU "
+        "size, cell by cell, is section 5 of the [paper page](../paper/README.md).", "",
+        *[f"- [{n}]({n}/README.md)" for n in names], ""])
+    path = out / "README.md"
+    write_bytes_atomic(path, text.encode())
+    return path
+
+
+def preset_sweeps(preset: str | None) -> list[str]:
+    """The paper sweeps that define ``preset`` (all of them for the default size)."""
+    from identlab.config import load_yaml
+    from identlab.sweep.run import sweeps_dir
+
+    if preset is None:
+        return list(PAPER_SWEEPS)
+    root = sweeps_dir()
+    return [n for n in PAPER_SWEEPS
+            if preset in ((load_yaml(root / f"{n}.yaml") or {}).get("presets") or {})]
+
+
 def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = "reports",
               *, preset: str | None = None, device: str = "auto", progress: bool = True,
-              only: list[str] | None = None) -> Path:
-    """Run (or resume) the paper sweeps, write their reports and the comparison page."""
-    from identlab.sweep.run import run_sweep, sweeps_dir
-    from identlab.sweep.spec import load_spec
+              only: list[str] | None = None, workers: int = 1) -> Path:
+    """Run (or resume) the paper sweeps, write their reports and the comparison page.
 
-    names = only or list(PAPER_SWEEPS)
+    ``workers`` > 1 trains each sweep in that many local processes (one torch thread
+    each), its runs cut into that many batched programs. With the ``spot`` preset the
+    sweeps that define it run into ``sweep_root`` (``runs/paper-spot``) and the default
+    page (``<reports>/paper/README.md``, from the CPU-size records beside it,
+    ``runs/paper``) is rewritten with the spot checks beside the paper and the CPU size."""
+    from identlab.sweep.executors import check_workers
+    from identlab.sweep.run import run_sweep, sweeps_dir
+    from identlab.sweep.spec import load_spec, plan
+
+    check_workers(workers)
+    names = only or preset_sweeps(preset)
     bad = [n for n in names if n not in PAPER_SWEEPS]
     if bad:
         raise ConfigError("--only", f"= {bad[0]!r}: one of {', '.join(PAPER_SWEEPS)}")
+    if not names:
+        raise ConfigError("--preset", f"= {preset!r}: no paper sweep defines it")
     root = sweeps_dir()
     paper_reports = Path(reports_root) / page_name(preset)
     specs = [load_spec(root / f"{n}.yaml", preset) for n in names]  # all validated first
@@ -727,17 +1035,24 @@ def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = 
     t0 = time.perf_counter()
     for spec in specs:
         d = Path(sweep_root) / spec.name
-        summary = run_sweep(spec, d, device=device, progress=progress, resume=True)
+        parallel = {} if workers == 1 else {
+            "executor": "process", "workers": workers,
+            "max_members": max(1, -(-len(plan(spec)) // workers))}
+        summary = run_sweep(spec, d, device=device, progress=progress, resume=True,
+                            **parallel)
         write_report(d, paper_reports)
         wall[spec.name] = summary
         print(f"{spec.name}: {summary['trained']} trained, {summary['skipped']} reused, "
               f"{summary['wall_s']} s", file=sys.stderr, flush=True)
-    page = write_paper_page(sweep_root, reports_root, wall, preset)
+    if preset == SPOT:
+        _write_spot_index(paper_reports, [s.report_name for s in specs])
+        page = write_paper_page(Path(sweep_root).parent / page_name(None), reports_root,
+                                spot_root=sweep_root)
+    else:
+        page = write_paper_page(sweep_root, reports_root, wall, preset)
     totals = {k: sum(int(w[k]) for w in wall.values())
               for k in ("planned", "trained", "skipped")}
     totals["wall_s"] = round(sum(float(w["wall_s"]) for w in wall.values()), 1)
     write_index(reports_root, {page_name(preset): totals})
     print(f"paper sweeps: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return page
-
-
