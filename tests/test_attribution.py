@@ -148,6 +148,26 @@ def test_scale_alone_is_a_gap_at_weak_lambda(gauss_world):
     assert rec["verdict"] == "recovered"
 
 
+def test_fixed_scale_oracles_for_a_volume_preserving_encoder(gauss_world):
+    """At the scaling table's λ 1e-6 the best-scaled rotation shrinks to the scale bound
+    (alignment dominates), an embedding a volume-preserving encoder cannot reach: a
+    recovered h = z would read as an optimizer gap. At scale 1 it is recovered, and a
+    stalled encoder (a fixed nonlinear stretch of z, which costs more) still shows a gap."""
+    _, z_t, z_t1 = gauss_world
+    law = _world({"kind": "gaussian"}, {"kind": "ou"}).latent
+    free = at.attribution_metrics(z_t, z_t1, z_t, z_t1, law, lam=1e-6, r2_hz=1.0, **KW)
+    assert free["verdict"] == "optimizer_gap" and free["scale_rotation"] < 0.05
+    fixed = at.attribution_metrics(z_t, z_t1, z_t, z_t1, law, lam=1e-6, r2_hz=1.0,
+                                   fixed_scale=True, **KW)
+    assert fixed["verdict"] == "recovered" and fixed["scale_rotation"] == 1.0
+    assert fixed["loss_learned"] == pytest.approx(fixed["loss_rotation"], rel=1e-12)
+    assert fixed["loss_rotation"] == pytest.approx(2 * (1 - 0.95) / 4, rel=0.1)
+    s_t, s_t1 = _stretch(z_t), _stretch(z_t1)
+    stalled = at.attribution_metrics(s_t, s_t1, z_t, z_t1, law, lam=1e-6, r2_hz=0.9,
+                                     fixed_scale=True, **KW)
+    assert stalled["verdict"] == "optimizer_gap"
+
+
 def test_a_non_rotation_as_cheap_as_the_rotation_is_no_recovery(gauss_world):
     """The same cheapest embedding, reported with R²(h→z) below R2_ROTATION (a learned h
     that ties with the best rotation without being one): the losses cannot tell whether

@@ -73,6 +73,12 @@ def test_attribution_setting_follows_the_objective():
     assert attribution_setting(load_run(SPIRAL, ["learner.objective.kind=sigreg_only"]))[
         "lam"] == 1.0
     assert attribution_setting(load_run(SPIRAL, ["learner.objective.kind=whiten"])) is None
+    # oracles at scale 1 only where encoder and mixer both preserve volume
+    assert const["fixed_scale"] is False
+    coupling = ["world.mixer.kind=coupling", "world.dim=4"]
+    assert attribution_setting(load_run(SPIRAL, [*coupling, "learner.encoder.kind=matched"]))[
+        "fixed_scale"] is True
+    assert attribution_setting(load_run(SPIRAL, coupling))["fixed_scale"] is False
 
 
 # ------------------------------------------------------------------ protocol

@@ -34,6 +34,8 @@ def _uniform(shape, bound, g):
 class Encoder:
     kind: ClassVar[str]
     images: ClassVar[bool] = False  # True: takes (K, M, 3, H, W) frames, not vectors
+    # True: |det ∂h/∂x| = 1 for every weight setting (the encoder cannot shrink or grow)
+    volume_preserving: ClassVar[bool] = False
 
     def __init__(self, params, in_dim: int, out_dim: int) -> None:
         self.params = params
@@ -93,6 +95,8 @@ class MatchedEncoder(Encoder):
     """The exact inverse architecture of the ``coupling`` mixer: layers in reverse order,
     each b ← b − tanh(a W_l) with learnable W_l (initialised like the mixer: gain·Q).
     Volume preserving; recovers z exactly when W_l equal the mixer's."""
+
+    volume_preserving = True
 
     @dataclass(frozen=True)
     class Params:

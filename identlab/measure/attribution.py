@@ -36,6 +36,13 @@ by the rotation invariance of the direction law and of A, a·Qz costs what a·z 
 the Gaussianized latent g = Φ⁻¹(F(z)) per dimension (best scalar scale), and the path
 (1−s)·z + s·g at the configured s (best scalar scale). Scales are fitted on the same
 held-out pairs (a one- or N-parameter fit, whose optimism is far below the SE).
+
+**Fixed scale.** When the encoder and the mixer both preserve volume (|det| = 1, e.g. the
+``matched`` encoder on the ``coupling`` mixer), so does h as a function of z: no
+reachable embedding is a shrunken or grown copy of another, and a best-scaled oracle
+would compare the run with embeddings it cannot reach (at a weak λ the best scale of a
+rotation collapses towards 0). There every oracle, and the learned h where it is
+rescaled (the trajectory's J), is taken at scale 1 (``fixed_scale``).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from identlab.measure.thresholds import RECOVERED_R2
 
 __all__ = ["LossSetting", "LossEstimate", "expected_loss", "gaussianize", "best_scaled",
            "lam_star", "verdict", "r2_hz_gauss", "attribution_metrics", "VERDICTS",
-           "Oracles", "oracle_losses", "directions_for",
+           "Oracles", "oracle_losses", "scaled_loss", "directions_for",
            "ATTRIBUTION_KEYS", "SE_MULTIPLE", "REL_TOL", "R2_ROTATION"]
 
 # A difference in expected loss counts only above SE_MULTIPLE standard errors: at 3 SE a
@@ -338,17 +345,30 @@ class Oracles:
         return min([self.rotation, *self.nonrotations()], key=lambda e: e.value(self.lam))
 
 
+def scaled_loss(e_t, e_t1, setting: LossSetting, dirs, *,
+                fixed_scale: bool = False) -> LossEstimate:
+    """J of e at its best scalar scale, or at scale 1 with ``fixed_scale``."""
+    if fixed_scale:
+        return expected_loss(np.asarray(e_t, np.float64), np.asarray(e_t1, np.float64),
+                             setting, np.asarray(dirs, np.float64))
+    return best_scaled(e_t, e_t1, setting, dirs)[1]
+
+
 def oracle_losses(z_t, z_t1, law, setting: LossSetting, dirs: np.ndarray,
-                  path: Sequence[float]) -> Oracles:
-    """Every oracle's best-scaled loss on the held-out latents (n, N) each."""
-    a, rot = best_scaled(z_t, z_t1, setting, dirs)
-    _, rot_dims = best_scaled(z_t, z_t1, setting, dirs, per_dim=True, start=a)
+                  path: Sequence[float], *, fixed_scale: bool = False) -> Oracles:
+    """Every oracle's loss on the held-out latents (n, N) each: best-scaled, or at scale
+    1 with ``fixed_scale`` (a volume-preserving encoder and mixer; module docstring)."""
     g_t, g_t1 = gaussianize(z_t, law), gaussianize(z_t1, law)
-    _, gauss = best_scaled(g_t, g_t1, setting, dirs)
     mixed = {}
     for s in path:
         m_t, m_t1 = (1 - s) * np.asarray(z_t) + s * g_t, (1 - s) * np.asarray(z_t1) + s * g_t1
-        mixed[float(s)] = best_scaled(m_t, m_t1, setting, dirs)[1]
+        mixed[float(s)] = scaled_loss(m_t, m_t1, setting, dirs, fixed_scale=fixed_scale)
+    gauss = scaled_loss(g_t, g_t1, setting, dirs, fixed_scale=fixed_scale)
+    if fixed_scale:
+        rot = scaled_loss(z_t, z_t1, setting, dirs, fixed_scale=True)
+        return Oracles(setting.lam, rot, rot, 1.0, gauss, mixed)
+    a, rot = best_scaled(z_t, z_t1, setting, dirs)
+    _, rot_dims = best_scaled(z_t, z_t1, setting, dirs, per_dim=True, start=a)
     return Oracles(setting.lam, rot, rot_dims, float(a[0]), gauss, mixed)
 
 
@@ -453,7 +473,7 @@ def attribution_metrics(h_t, h_t1, z_t, z_t1, law, *, lam: float, batch: int, sl
                         knots: int, t_max: float, directions: int, pairs: int,
                         path: Sequence[float], seed: int, r2_hz: float | None,
                         views: str = "pooled", scale: str = "batch",
-                        fit_fraction: float = 0.5) -> dict:
+                        fit_fraction: float = 0.5, fixed_scale: bool = False) -> dict:
     """The attribution keys (``ATTRIBUTION_KEYS``) of one member, JSON-able.
 
     h_t, h_t1, z_t, z_t1: (n, N) held-out pairs; ``law``: the world's latent law (with a
@@ -461,6 +481,7 @@ def attribution_metrics(h_t, h_t1, z_t, z_t1, law, *, lam: float, batch: int, sl
     ``seed``; λ, batch, knots, t_max, views, scale are the run's objective settings
     (``slices`` is accepted for the record's sake: it does not change J's expectation).
     ``r2_hz``: the run's R²(h→z), which decides whether the learned h is a rotation.
+    ``fixed_scale``: the oracles at scale 1 (a volume-preserving encoder and mixer).
     ``r2_hz_gauss`` uses all n pairs and ``fit_fraction`` like metrics.evaluate.
     ``lam_effective`` is the weight SIGReg's distance term gets: λ·M (``scale="batch"``)
     or λ (``"sample"``). A non-finite h gives verdict ``diverged`` and None for every
@@ -475,7 +496,8 @@ def attribution_metrics(h_t, h_t1, z_t, z_t1, law, *, lam: float, batch: int, sl
                          "them on shared directions and needs equal dims")
     dirs = directions_for(z_t.shape[1], directions, seed)
     sub = slice(0, pairs)
-    oracles = oracle_losses(z_t[sub], z_t1[sub], law, setting, dirs, path)
+    oracles = oracle_losses(z_t[sub], z_t1[sub], law, setting, dirs, path,
+                            fixed_scale=fixed_scale)
     finite = bool(np.isfinite(h_t).all() and np.isfinite(h_t1).all())
     learned = expected_loss(h_t[sub], h_t1[sub], setting, dirs) if finite else None
     c_m = setting.samples if scale == "batch" else 1

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from identlab.core import seeding
+from identlab.core.registry import ENCODERS, MIXERS
 from identlab.measure.attribution import ATTRIBUTION_KEYS, attribution_metrics, r2_hz_gauss
 from identlab.measure.metrics import evaluate, r2_knn, r2_linear, r2_linear_bulk
 from identlab.measure.planning import plan_metrics
@@ -114,7 +115,9 @@ def attribution_setting(cfg) -> dict | None:
     LeJEPA: its λ (the *final* λ of a scheduled run: the objective the run ended on),
     knots, t_max, views and SIGReg scale. ``sigreg_only`` is LeJEPA at λ = 1 (no
     alignment weight). Objectives without SIGReg (align_only, whiten, vicreg, infonce)
-    train another loss, so J says nothing about their optimum: None.
+    train another loss, so J says nothing about their optimum: None. ``fixed_scale``:
+    the encoder and the mixer both preserve volume, so the oracles are compared at
+    scale 1 (:mod:`identlab.measure.attribution`).
     """
     obj, steps = cfg.learner.objective, cfg.train.steps
     if obj.kind == "lejepa":
@@ -124,7 +127,15 @@ def attribution_setting(cfg) -> dict | None:
     else:
         return None
     return {"lam": lam, "batch": cfg.train.batch, "slices": obj.slices, "knots": obj.knots,
-            "t_max": obj.t_max, "views": obj.views, "scale": getattr(obj, "scale", "batch")}
+            "t_max": obj.t_max, "views": obj.views, "scale": getattr(obj, "scale", "batch"),
+            "fixed_scale": preserves_volume(cfg)}
+
+
+def preserves_volume(cfg) -> bool:
+    """Whether h = f(g(z)) has |det| = 1 for every weight setting: a volume-preserving
+    encoder on a volume-preserving mixer."""
+    return bool(ENCODERS.get(cfg.learner.encoder.kind).volume_preserving
+                and MIXERS.get(cfg.world.mixer.kind).preserves_volume(cfg.world.mixer))
 
 
 def attribution_scores(cfg, world, h_t, h_t1, z_t, z_t1, r2_hz: float | None) -> dict:

@@ -32,10 +32,10 @@ import torch
 from identlab.core import seeding
 from identlab.measure.attribution import (
     LossSetting,
-    best_scaled,
     directions_for,
     oracle_losses,
     r2_hz_gauss,
+    scaled_loss,
 )
 from identlab.measure.metrics import r2_linear
 from identlab.measure.thresholds import STABLE_R2_TOL, STABLE_SE_MULTIPLE
@@ -64,6 +64,7 @@ class TrajectoryProbe:
         self.setting = None if setting is None else LossSetting(
             setting["lam"], setting["batch"], setting["knots"], setting["t_max"],
             setting["views"], setting["scale"])
+        self.fixed_scale = bool(setting and setting.get("fixed_scale"))
         self.dirs = directions_for(cfg.world.dim, cfg.eval.attribution.directions,
                                    int(rng.integers(2**31 - 1)))
         self.rows: dict[str, list] = {k: [] for k in ("traj_steps", "traj_r2_hz",
@@ -73,7 +74,8 @@ class TrajectoryProbe:
     def _oracles(self) -> dict:
         if self.setting is None:
             return {"traj_loss_rotation": None, "traj_loss_gaussianized": None}
-        o = oracle_losses(self.z_t, self.z_t1, self.law, self.setting, self.dirs, ())
+        o = oracle_losses(self.z_t, self.z_t1, self.law, self.setting, self.dirs, (),
+                          fixed_scale=self.fixed_scale)
         lam = self.setting.lam
         return {"traj_loss_rotation": float(o.rotation.value(lam)),
                 "traj_loss_gaussianized": float(o.gaussianized.value(lam))}
@@ -95,7 +97,8 @@ class TrajectoryProbe:
             h_t, h_t1, self.z_t, self.z_t1, self.law, self.fit_fraction)))
         loss = None
         if self.setting is not None:
-            loss = best_scaled(h_t, h_t1, self.setting, self.dirs)[1].value(self.setting.lam)
+            loss = scaled_loss(h_t, h_t1, self.setting, self.dirs,
+                               fixed_scale=self.fixed_scale).value(self.setting.lam)
         self.rows["traj_loss"].append(_finite(loss))
 
     def metrics(self) -> dict:

@@ -40,6 +40,8 @@ class Mixer:
     # rendered mixers produce images that cannot be drawn inside the training loop: their
     # worlds train on a finite pre-rendered set (``world.mixer.pairs``, identlab.pixels)
     rendered: ClassVar[bool] = False
+    # True: |det ∂g/∂z| = 1 everywhere (see :meth:`preserves_volume`)
+    volume_preserving: ClassVar[bool] = False
 
     def __init__(self, params, dim: int, rng: np.random.Generator) -> None:
         self.params = params
@@ -55,6 +57,11 @@ class Mixer:
     def obs_dim(cls, params, dim: int) -> int:
         """Size of one observation x = g(z) for these params (vector mixers keep dim)."""
         return dim
+
+    @classmethod
+    def preserves_volume(cls, params) -> bool:
+        """Whether x = g(z) has |det ∂g/∂z| = 1 everywhere for these params."""
+        return cls.volume_preserving
 
     def eval_targets(self, z: np.ndarray) -> dict[str, np.ndarray]:
         """Extra ground-truth variables to score h against, beyond z (name -> (n, m))."""
@@ -188,6 +195,8 @@ class Coupling(Mixer):
     Volume preserving; the exact inverse subtracts the same term.
     """
 
+    volume_preserving = True  # additive coupling: triangular Jacobian, unit diagonal
+
     @dataclass(frozen=True)
     class Params:
         kind: str = "coupling"
@@ -240,6 +249,8 @@ def _rot(theta):
 class Spiral(Mixer):
     """g(z) = R(π‖z‖)·z: rotate by an angle growing with the radius. Preserves N(0, I)."""
 
+    volume_preserving = True  # in polar coordinates (r, θ) -> (r, θ + π·turns·r)
+
     @dataclass(frozen=True)
     class Params:
         kind: str = "spiral"
@@ -274,6 +285,8 @@ class Spiral(Mixer):
 class Banana(Mixer):
     """g(z) = (z₀, z₁ + b·z₀²)."""
 
+    volume_preserving = True  # a shear
+
     @dataclass(frozen=True)
     class Params:
         kind: str = "banana"
@@ -299,6 +312,8 @@ class Banana(Mixer):
 @MIXERS.register("sinusoid")
 class Sinusoid(Mixer):
     """g(z) = (z₀ + a·sin(f·z₁), z₁)."""
+
+    volume_preserving = True  # a shear
 
     @dataclass(frozen=True)
     class Params:
@@ -332,6 +347,8 @@ class Sinusoid(Mixer):
 class Identity(Mixer):
     """g(z) = z."""
 
+    volume_preserving = True
+
     @dataclass(frozen=True)
     class Params:
         kind: str = "identity"
@@ -352,6 +369,10 @@ class Identity(Mixer):
 @MIXERS.register("linear")
 class Linear(Mixer):
     """g(z) = z A: a random orthogonal matrix, or a random matrix of bounded condition."""
+
+    @classmethod
+    def preserves_volume(cls, params) -> bool:
+        return params.mode == "orthogonal"
 
     @dataclass(frozen=True)
     class Params:
