@@ -318,8 +318,10 @@ def test_matched_encoder_preserves_volume_and_the_mlp_does_not():
     for kind, expected in (("matched", True), ("mlp", False)):
         cls = ENCODERS.get(kind)
         enc = cls(cls.Params(), 4, 4)
-        p = {k: v.double()[None] for k, v in enc.init(torch.Generator().manual_seed(1)).items()}
-        logdet = _log_abs_dets(lambda v: cls.apply(p, v[None, None])[0, 0], x)
+        p = {k: v.double()[None]
+             for k, v in enc.init(torch.Generator().manual_seed(1)).items()}
+        logdet = _log_abs_dets(
+            lambda v, cls=cls, p=p: cls.apply(p, v[None, None])[0, 0], x)
         assert cls.volume_preserving is expected
         if expected:
             np.testing.assert_allclose(logdet, 0.0, atol=1e-9)
