@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from identlab.core.fmt import fmt
 from identlab.core.io import read_json, write_bytes_atomic
@@ -709,16 +710,15 @@ def spot_figure(tab: pd.DataFrame) -> Figure:
     ax.set_yticks(y, [f"{r.experiment}: {r.cell} ({where[r.metric]})"
                       for _, r in tab.iterrows()], fontsize=8)
     ax.set_xlabel("R²(h→z)")
-    ax.set_xlim(-0.05, 1.05)
+    values = [v for _, r in tab.iterrows() for v in (r.cpu, *r.big_seeds) if np.isfinite(v)]
+    ax.set_xlim(min([-0.05, *(v - 0.05 for v in values)]), 1.05)
     ax.grid(alpha=0.3, axis="x")
-    from matplotlib.lines import Line2D
     handles = [Line2D([], [], ls="", marker="x", color="k", ms=9, mew=2, label="paper"),
                Line2D([], [], ls="", marker="o", mfc="none", mec="tab:orange", ms=8,
                       label="identlab, CPU size (mean over seeds)"),
                Line2D([], [], ls="", marker="o", color="tab:blue", ms=5,
                       label="identlab, paper's size (each seed; bar: mean)")]
-    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
-              ncol=3)
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=3)
     fig.suptitle("Spot checks: the cells where the CPU size disagrees, at the paper's size",
                  fontsize=10)
     return fig
