@@ -34,7 +34,7 @@ from identlab.core.fmt import fmt
 from identlab.core.io import read_json, write_bytes_atomic
 from identlab.core.schema import ConfigError
 from identlab.measure.stats import VERDICT_NAMES, row_verdicts
-from identlab.measure.thresholds import BOUND_MARK_R2, EXACT_R2, STALL_R2
+from identlab.measure.thresholds import BOUND_MARK_R2, BULK_QUANTILE, EXACT_R2, STALL_R2
 from identlab.show import plots
 from identlab.show.report import (
     load_records,
@@ -335,6 +335,15 @@ def grid_support_share(alpha: float, half_width: float = 3.0, mass: float = 0.99
     return min(q, half_width) ** 2 / half_width**2
 
 
+def grid_mass(alpha: float, half_width: float = 3.0) -> float:
+    """The latent law's probability of the [-r, r]² scoring square (independent
+    coordinates): how much of the data the grid score speaks for."""
+    from identlab.world.latents import Gennorm
+
+    lower = float(Gennorm(Gennorm.Params(alpha=alpha), 1).cdf(np.array([-half_width]))[0])
+    return (1.0 - 2.0 * lower) ** 2
+
+
 def gennorm_table(naive: pd.DataFrame, stationary: pd.DataFrame | None) -> pd.DataFrame:
     """One row per (α, objective): both scores (grid, samples) with seed spread, the
     stationary-dynamics scores where run, and the paper's grid value."""
@@ -519,15 +528,32 @@ def _grid_markdown(s: dict) -> str:
 @dataclass(frozen=True)
 class SpotKind:
     """How one paper sweep's spot cells are read: the results columns naming a cell, the
-    score the paper published, how far from the paper's value still agrees, and the
-    paper's value of a cell (None where the paper published none per cell)."""
+    per-run score, how a cell's runs are summarised into the number the paper published
+    (``summary``: runs -> value, described by ``score``), how far from the paper's value
+    still agrees, and the paper's value of a cell (None where it published none)."""
     sweep: str
     experiment: str
     keys: tuple[str, ...]
     metric: str
+    score: str
+    summary: Callable[[pd.DataFrame, str], float]
     tol: float
     paper: Callable[[tuple], float | None]
     label: Callable[[tuple], str]
+    stalls: bool = False  # count single encoders below STALL_R2 (the scaling table's bimodality)
+
+
+def _mean_score(part: pd.DataFrame, metric: str) -> float:
+    v = _scores(part, metric)
+    return float(v.mean()) if len(v) else np.nan
+
+
+def _best_of_3_score(part: pd.DataFrame, metric: str) -> float:
+    """The paper's scaling protocol: the median over every 3-subset of the seeds of the
+    R² of the encoder with the lowest final training loss (NaN below 3 seeds)."""
+    ok = part[np.isfinite(pd.to_numeric(part[metric], errors="coerce"))]
+    best = best_of_k(ok[metric].to_numpy(float), ok["final_loss"].to_numpy(float))
+    return float(np.median(best)) if len(best) else np.nan
 
 
 def _gennorm_paper(cell: tuple) -> float | None:
@@ -545,16 +571,21 @@ def _scaling_paper(cell: tuple) -> float | None:
 
 SPOT_KINDS = (
     SpotKind("paper_gennorm", "gennorm", ("cfg.world.latent.alpha", "objective"),
-             "r2_hz_grid", 0.1, _gennorm_paper, lambda c: f"α {c[0]:g}, {c[1]}"),
+             "r2_hz_grid", "R² on the grid, mean of seeds", _mean_score, 0.1,
+             _gennorm_paper, lambda c: f"α {c[0]:g}, {c[1]}"),
     SpotKind("paper_scaling", "scaling", ("cfg.world.dim", "objective"), "r2_hz",
-             1 - EXACT_R2, _scaling_paper, lambda c: f"N {int(c[0])}, {c[1]}"),
+             "R² on samples, best of 3 by final loss (the paper's protocol; median over "
+             "3-subsets of the seeds)", _best_of_3_score, 1 - EXACT_R2, _scaling_paper,
+             lambda c: f"N {int(c[0])}, {c[1]}", stalls=True),
     SpotKind("paper_grid", "λ × ρ grid",
-             ("cfg.learner.objective.lam", "cfg.world.dynamics.rho"), "r2_hz", 0.1,
-             lambda c: None, lambda c: f"λ {c[0]:g}, ρ {c[1]:g}"),
+             ("cfg.learner.objective.lam", "cfg.world.dynamics.rho"), "r2_hz",
+             "R² on samples, mean of seeds", _mean_score, 0.1, lambda c: None,
+             lambda c: f"λ {c[0]:g}, ρ {c[1]:g}"),
 )
 
 
 SPOT_GAIN = 0.05  # an R² gain that counts as "closer" (below it: noise of 2-3 seeds)
+SPOT_BULK_GAP = 0.2  # grid minus samples R² beyond which the text names the gap
 
 
 def spot_class(paper: float | None, cpu: float, big: float, tol: float) -> str:
@@ -625,30 +656,36 @@ def _scores(part: pd.DataFrame | None, metric: str) -> np.ndarray:
 
 def spot_table(cpu: dict[str, pd.DataFrame], spot: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per spot cell (every cell of the spot records): the paper's value, the CPU
-    size's and the paper size's scores (mean and per seed), the held-out sample score at
-    the paper's size, its class (:func:`spot_class`) and the attribution of its runs."""
+    size's and the paper size's summaries (``SpotKind.summary``) and per-seed scores, the
+    held-out sample score at the paper's size where the paper scored elsewhere, the
+    single encoders below STALL_R2 at each size, the class (:func:`spot_class`) and the
+    attribution of the paper-size runs."""
     rows = []
     for kind in SPOT_KINDS:
         if kind.sweep not in spot:
             continue
         small = _cell_values(cpu.get(kind.sweep, pd.DataFrame()), kind)
         for cell, part in _cell_values(spot[kind.sweep], kind).items():
-            big, low = _scores(part, kind.metric), _scores(_match(small, cell), kind.metric)
+            low_part = _match(small, cell)
+            big, low = _scores(part, kind.metric), _scores(low_part, kind.metric)
             paper = kind.paper(cell)
-            b = float(big.mean()) if len(big) else np.nan
-            c = float(low.mean()) if len(low) else np.nan
-            row = {"experiment": kind.experiment, "cell": kind.label(cell),
-                   "metric": kind.metric, "paper": paper, "cpu": c, "cpu_seeds": len(low),
-                   "big": b, "big_seeds": big.tolist(), "tol": kind.tol,
-                   "class": spot_class(paper, c, b, kind.tol),
-                   "samples": float(np.mean(_scores(part, "r2_hz")))
-                   if kind.metric != "r2_hz" and len(_scores(part, "r2_hz")) else np.nan,
-                   "verdicts": verdict_text(part)}
-            if kind.sweep == "paper_scaling":
-                row["recovered"] = int(np.sum(big >= EXACT_R2))
-                best = best_of_k(big, part["final_loss"].to_numpy(float))
-                row["best3"] = float(np.median(best)) if len(best) else np.nan
-            rows.append(row)
+            b = kind.summary(part, kind.metric)
+            c = kind.summary(low_part, kind.metric) if low_part is not None else np.nan
+            samples, bulk = _scores(part, "r2_hz"), _scores(part, "r2_hz_bulk")
+            alpha = (pd.to_numeric(part["cfg.world.latent.alpha"], errors="coerce").iloc[0]
+                     if kind.metric == "r2_hz_grid" and "cfg.world.latent.alpha" in part
+                     else np.nan)
+            rows.append({"experiment": kind.experiment, "cell": kind.label(cell),
+                         "metric": kind.metric, "score": kind.score, "paper": paper,
+                         "cpu": c, "cpu_seeds": low.tolist(), "big": b,
+                         "big_seeds": big.tolist(), "tol": kind.tol,
+                         "class": spot_class(paper, c, b, kind.tol),
+                         "samples": float(samples.mean())
+                         if kind.metric != "r2_hz" and len(samples) else np.nan,
+                         "bulk": float(bulk.mean()) if len(bulk) else np.nan,
+                         "grid_mass": grid_mass(float(alpha)) if np.isfinite(alpha)
+                         else np.nan, "stalls": kind.stalls,
+                         "verdicts": verdict_text(part)})
     return pd.DataFrame(rows)
 
 
@@ -667,34 +704,33 @@ def _seeds(n: int) -> str:
     return f"{n} seed" + ("" if n == 1 else "s")
 
 
+def _stalled(values) -> str:
+    return f"{sum(v < STALL_R2 for v in values)}/{len(values)}"
+
+
 def _spot_markdown(tab: pd.DataFrame) -> str:
-    lines = ["| experiment | cell | score | paper | CPU size (mean) | paper size (mean) | "
-             "paper size, per seed | was the disagreement the budget? | attribution at "
-             "the paper's size |", "|" + "---|" * 9]
+    lines = ["| experiment | cell | score | paper | CPU size | paper's size | paper's size, "
+             "each seed | single encoders below 0.99: CPU size, paper's size | was the "
+             "disagreement the budget? | attribution at the paper's size |",
+             "|" + "---|" * 10]
     for _, r in tab.iterrows():
-        score = {"r2_hz_grid": "R² on the grid", "r2_hz": "R² on samples"}[r.metric]
         seeds = ", ".join(_spot_num(v, r.metric) for v in r.big_seeds)
-        extra = []
         if np.isfinite(r.get("samples", np.nan)):
-            extra.append(f"samples {r.samples:.2f}")
-        if "recovered" in r and np.isfinite(r.get("recovered", np.nan)):
-            extra.append(f"{int(r.recovered)}/{len(r.big_seeds)} ≥ {EXACT_R2}")
-            if np.isfinite(r.best3):
-                extra.append(f"best of 3 by final loss {_r2(r.best3)}")
-        if extra:
-            seeds += " (" + "; ".join(extra) + ")"
+            seeds += f" (held-out samples: mean {r.samples:.2f})"
         paper = (_spot_num(r.paper, r.metric) if _published_value(r.paper)
                  else "none per cell")
-        lines.append(f"| {r.experiment} | {r.cell} | {score} | {paper} | "
-                     f"{_spot_num(r.cpu, r.metric)} ({_seeds(r.cpu_seeds)}) | "
+        stalls = f"{_stalled(r.cpu_seeds)}, {_stalled(r.big_seeds)}" if r.stalls else "—"
+        lines.append(f"| {r.experiment} | {r.cell} | {r.score} | {paper} | "
+                     f"{_spot_num(r.cpu, r.metric)} ({_seeds(len(r.cpu_seeds))}) | "
                      f"{_spot_num(r.big, r.metric)} ({_seeds(len(r.big_seeds))}) | {seeds} | "
-                     f"{SPOT_CLASS_TEXT[r['class']]} | {r.verdicts} |")
+                     f"{stalls} | {SPOT_CLASS_TEXT[r['class']]} | {r.verdicts} |")
     return "\n".join(lines)
 
 
 def spot_figure(tab: pd.DataFrame) -> Figure:
-    """Per spot cell: the paper's value (×), the CPU size's mean (○) and the paper size's
-    seeds (●) with their mean (|) on one R² axis."""
+    """Per spot cell: the paper's value (×), the CPU size's score (○) and the paper size's
+    seeds (●) with its score (|) on one R² axis; a cell's score is its kind's summary
+    (the mean of seeds; for the scaling table the best of 3 by final loss)."""
     fig = Figure(figsize=(10.5, 0.45 * len(tab) + 1.6), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(tab))[::-1]
@@ -715,9 +751,9 @@ def spot_figure(tab: pd.DataFrame) -> Figure:
     ax.grid(alpha=0.3, axis="x")
     handles = [Line2D([], [], ls="", marker="x", color="k", ms=9, mew=2, label="paper"),
                Line2D([], [], ls="", marker="o", mfc="none", mec="tab:orange", ms=8,
-                      label="identlab, CPU size (mean over seeds)"),
+                      label="identlab, CPU size (score of the cell)"),
                Line2D([], [], ls="", marker="o", color="tab:blue", ms=5,
-                      label="identlab, paper's size (each seed; bar: mean)")]
+                      label="identlab, paper's size (each seed; bar: score of the cell)")]
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=3)
     fig.suptitle("Spot checks: the cells where the CPU size disagrees, at the paper's size",
                  fontsize=10)
@@ -729,9 +765,23 @@ def _spot_findings(tab: pd.DataFrame) -> list[str]:
     for _, r in tab.iterrows():
         paper = (f"paper {_spot_num(r.paper, r.metric)}, " if _published_value(r.paper)
                  else "no published value per cell, ")
-        out.append(f"{r.experiment}, {r.cell}: {paper}CPU size {_spot_num(r.cpu, r.metric)}, "
-                   f"paper's size {_spot_num(r.big, r.metric)} ({_seeds(len(r.big_seeds))}) — "
-                   f"{SPOT_CLASS_TEXT[r['class']]}.")
+        text = (f"{r.experiment}, {r.cell}: {paper}CPU size {_spot_num(r.cpu, r.metric)}, "
+                f"paper's size {_spot_num(r.big, r.metric)} ({_seeds(len(r.big_seeds))}) — "
+                f"{SPOT_CLASS_TEXT[r['class']]}")
+        stalled = sum(v < STALL_R2 for v in r.big_seeds)
+        if r.stalls and stalled and np.isfinite(r.big) and r.big >= EXACT_R2:
+            text += (f"; yet {stalled}/{len(r.big_seeds)} single encoders stall below "
+                     f"{STALL_R2} at the paper's size too (CPU size: "
+                     f"{_stalled(r.cpu_seeds)}): the stalls are not the budget, the "
+                     "selection by final loss hides them")
+        if np.isfinite(r.get("samples", np.nan)) and r.big - r.samples > SPOT_BULK_GAP:
+            text += (f"; but on held-out samples of the latent law the same encoders score "
+                     f"{r.samples:.2f} ({r.bulk:.2f} inside the {BULK_QUANTILE:.1%} radius "
+                     f"quantile): the grid scores only [-3, 3]², and the "
+                     f"{1 - r.grid_mass:.1%} of the law beyond it, which the grid never "
+                     "sees, pulls the samples' R² down — a heavy-tail success on the grid "
+                     "only")
+        out.append(text + ".")
     return out
 
 
@@ -739,12 +789,15 @@ def _spot_section(frames, spot_root, out, findings) -> list[str]:
     parts = [f"## 5. Spot checks at the paper's size (`--preset {SPOT}`)", "",
              "The cells where the CPU size disagrees most, run again at the paper's size "
              "(encoder, slices, 20 000 steps, lr; `make reproduce-spot`). Per cell: the "
-             "paper's value, the CPU size's and the paper size's, and whether the "
-             "disagreement was the budget — the paper's size within the tolerance of the "
-             "paper (0.1 in R² for the gennorm grid score and the λ × ρ grid, 0.001 for the "
-             "scaling table, whose values are near 1) where the CPU size is not. The last "
-             "column is the attribution of the paper-size runs (their training loss "
-             "beside the rotation's and the Gaussianized oracle's).", ""]
+             "paper's value, the CPU size's and the paper size's, scored as the paper "
+             "scored it (the scaling table: the best of 3 encoders by final training loss, "
+             "emulated from the seeds), and whether the disagreement was the budget — the "
+             "paper's size within the tolerance of the paper (0.1 in R² for the gennorm "
+             "grid score and the λ × ρ grid, 0.001 for the scaling table, whose values are "
+             "near 1) where the CPU size is not. Single encoders that stall are counted "
+             "at both sizes, and the last column is the attribution of the paper-size "
+             "runs (their training loss beside the rotation's and the Gaussianized "
+             "oracle's).", ""]
     if spot_root is None:
         return parts + [f"_Not run: `make reproduce-{SPOT}`._", ""]
     spot_root = Path(spot_root)
