@@ -317,7 +317,7 @@ def test_tiny_spot_checks_end_to_end(tmp_path, monkeypatch):
         df = df[(df["cfg.world.dim"] == 2) & (df["cfg.learner.objective.kind"] == "lejepa")]
         assert len(df) == 3
         best[k] = float(np.median(rp.best_of_k(df["r2_hz"], df["final_loss"])))
-    assert (f"| scaling | N 2, SIGReg λ=1e-06 | R² on samples, best of 3 by final loss "
+    assert ("| scaling | N 2, SIGReg λ=1e-06 | R² on samples, best of 3 by final loss "
             in text)
     assert f"| {rp._r2(best['paper'])} (3 seeds) | {rp._r2(best['paper-spot'])} (3 seeds) |" \
         in text
