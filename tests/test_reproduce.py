@@ -375,14 +375,20 @@ def test_spot_preset_plans_the_listed_cells():
     (0.999998, 0.866, 0.87, 1e-3, "not budget"),    # scaling: stalls at both sizes
     (0.999998, 0.866, 0.9995, 1e-3, "budget"),
     (0.95, 0.90, 0.20, 0.1, "agrees"),              # nothing to explain at the CPU size
-    (None, 0.07, 0.80, 0.1, "budget"),              # no published value: sizes compared
-    (None, 0.50, 0.30, 0.1, "lower at paper size"),
+    # no published value: the figure's floor (R² 0.5 on the λ × ρ figure)
+    (None, 0.07, 0.80, 0.1, "budget"),
+    (None, 0.06, 0.24, 0.1, "partly budget"),
+    (None, 0.45, 0.30, 0.1, "lower at paper size"),
     (None, 0.07, 0.12, 0.1, "not budget"),
+    (None, 0.60, 0.10, 0.1, "agrees"),
     (0.95, float("nan"), 0.9, 0.1, "not run"),
 ])
 def test_spot_class(paper, cpu, big, tol, expected):
-    assert rp.spot_class(paper, cpu, big, tol) == expected
+    assert rp.spot_class(paper, cpu, big, tol, floor=0.5) == expected
     assert expected in rp.SPOT_CLASS_TEXT
+    if paper is None and expected != "not run":
+        with pytest.raises(ValueError):
+            rp.spot_class(paper, cpu, big, tol)
 
 
 def test_reproduce_cli_rejects_an_unknown_sweep(tmp_path, capsys):

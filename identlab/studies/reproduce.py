@@ -541,6 +541,7 @@ class SpotKind:
     paper: Callable[[tuple], float | None]
     label: Callable[[tuple], str]
     stalls: bool = False  # count single encoders below STALL_R2 (the scaling table's bimodality)
+    floor: float | None = None  # the level the paper's figure implies where it gives no value
 
 
 def _mean_score(part: pd.DataFrame, metric: str) -> float:
@@ -580,7 +581,7 @@ SPOT_KINDS = (
     SpotKind("paper_grid", "λ × ρ grid",
              ("cfg.learner.objective.lam", "cfg.world.dynamics.rho"), "r2_hz",
              "R² on samples, mean of seeds", _mean_score, 0.1, lambda c: None,
-             lambda c: f"λ {c[0]:g}, ρ {c[1]:g}"),
+             lambda c: f"λ {c[0]:g}, ρ {c[1]:g}", floor=BOUND_MARK_R2),
 )
 
 
@@ -588,9 +589,10 @@ SPOT_GAIN = 0.05  # an R² gain that counts as "closer" (below it: noise of 2-3 
 SPOT_BULK_GAP = 0.2  # grid minus samples R² beyond which the text names the gap
 
 
-def spot_class(paper: float | None, cpu: float, big: float, tol: float) -> str:
-    """Was the CPU size's disagreement with the paper the budget? From the mean scores of
-    a cell at the CPU size (``cpu``) and at the paper's size (``big``):
+def spot_class(paper: float | None, cpu: float, big: float, tol: float,
+               floor: float | None = None) -> str:
+    """Was the CPU size's disagreement with the paper the budget? From the scores of a
+    cell at the CPU size (``cpu``) and at the paper's size (``big``):
 
     - ``agrees``: the CPU size is within ``tol`` of the paper; nothing to explain;
     - ``budget``: the paper's size is within ``tol`` of the paper, the CPU size is not;
@@ -598,15 +600,24 @@ def spot_class(paper: float | None, cpu: float, big: float, tol: float) -> str:
       :data:`SPOT_GAIN`) but still off;
     - ``not budget``: the paper's size is no closer (both sizes disagree alike).
 
-    Where the paper published no value for the cell (``paper`` None) only the sizes are
-    compared: ``budget`` when the paper's size scores more than ``max(tol, SPOT_GAIN)``
-    higher, ``lower at paper size`` when as much lower, else ``not budget``."""
+    Where the paper published no value for the cell (``paper`` None) its figure still
+    implies a level, ``floor`` (the λ × ρ figure shows only runs with R² ≥ 0.5): the CPU
+    size ``agrees`` at or above it; ``budget`` when only the paper's size reaches it;
+    ``partly budget`` when the paper's size is higher by more than ``max(tol,
+    SPOT_GAIN)`` without reaching it; ``lower at paper size`` when as much lower; else
+    ``not budget``."""
     if not (np.isfinite(cpu) and np.isfinite(big)):
         return "not run"
     gain = max(tol, SPOT_GAIN)
     if paper is None:
-        if big - cpu > gain:
+        if floor is None:
+            raise ValueError("a cell without a published value needs the figure's floor")
+        if cpu >= floor:
+            return "agrees"
+        if big >= floor:
             return "budget"
+        if big - cpu > gain:
+            return "partly budget"
         return "lower at paper size" if cpu - big > gain else "not budget"
     off_cpu, off_big = abs(cpu - paper), abs(big - paper)
     if off_cpu <= tol:
@@ -679,7 +690,7 @@ def spot_table(cpu: dict[str, pd.DataFrame], spot: dict[str, pd.DataFrame]) -> p
                          "metric": kind.metric, "score": kind.score, "paper": paper,
                          "cpu": c, "cpu_seeds": low.tolist(), "big": b,
                          "big_seeds": big.tolist(), "tol": kind.tol,
-                         "class": spot_class(paper, c, b, kind.tol),
+                         "class": spot_class(paper, c, b, kind.tol, kind.floor),
                          "samples": float(samples.mean())
                          if kind.metric != "r2_hz" and len(samples) else np.nan,
                          "bulk": float(bulk.mean()) if len(bulk) else np.nan,
@@ -794,7 +805,9 @@ def _spot_section(frames, spot_root, out, findings) -> list[str]:
              "emulated from the seeds), and whether the disagreement was the budget — the "
              "paper's size within the tolerance of the paper (0.1 in R² for the gennorm "
              "grid score and the λ × ρ grid, 0.001 for the scaling table, whose values are "
-             "near 1) where the CPU size is not. Single encoders that stall are counted "
+             f"near 1) where the CPU size is not. The λ × ρ grid has no published value "
+             f"per cell; its figure shows only runs with R² ≥ {BOUND_MARK_R2}, so there a "
+             f"cell agrees at R² ≥ {BOUND_MARK_R2}. Single encoders that stall are counted "
              "at both sizes, and the last column is the attribution of the paper-size "
              "runs (their training loss beside the rotation's and the Gaussianized "
              "oracle's).", ""]
@@ -819,9 +832,13 @@ def _spot_section(frames, spot_root, out, findings) -> list[str]:
     counts = tab["class"].value_counts()
     summary = ", ".join(f"{SPOT_CLASS_TEXT[k]} {n}/{len(tab)}" for k, n in counts.items())
     t = sum(train_seconds(v) for v in spot.values())
+    runs = [w for k in spot if isinstance(w := read_json(spot_root / k / "summary.json"), dict)]
+    wall = (f" The last runs of the spot sweeps: {sum(int(w['trained']) for w in runs)} "
+            f"trained in {sum(float(w['wall_s']) for w in runs) / 60:.1f} min wall."
+            if runs else "")
     return parts + [f"![spot checks]({fig})", "", _spot_markdown(tab), "",
                     f"Cells: {summary}. Training time of the spot records: {t / 60:.1f} min "
-                    "(each batched program counted once).", "",
+                    f"(each batched program counted once).{wall}", "",
                     "Spot sweep reports: " + ", ".join(links) + ".", ""]
 
 
@@ -1034,9 +1051,10 @@ def write_paper_page(sweep_root: str | Path, reports_root: str | Path = "reports
 
 
 # ---------------------------------------------------------------- driver
-def _write_spot_index(out: Path, names: list[str]) -> Path:
-    """``<reports>/paper-spot/README.md``: the spot sweeps' reports and where they are
-    compared (the paper page's spot section)."""
+def _write_spot_index(out: Path) -> Path:
+    """``<reports>/paper-spot/README.md``: the spot sweeps' reports found there and where
+    they are compared (the paper page's spot section)."""
+    names = sorted(p.parent.name for p in out.glob("*/README.md"))
     text = "\n".join([
         "# Paper-size spot checks", "",
         "The cells where identlab's CPU size disagrees most with the paper, run at the "
@@ -1098,7 +1116,7 @@ def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = 
         print(f"{spec.name}: {summary['trained']} trained, {summary['skipped']} reused, "
               f"{summary['wall_s']} s", file=sys.stderr, flush=True)
     if preset == SPOT:
-        _write_spot_index(paper_reports, [s.report_name for s in specs])
+        _write_spot_index(paper_reports)
         page = write_paper_page(Path(sweep_root).parent / page_name(None), reports_root,
                                 spot_root=sweep_root)
     else:
