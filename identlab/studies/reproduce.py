@@ -695,7 +695,7 @@ def spot_table(cpu: dict[str, pd.DataFrame], spot: dict[str, pd.DataFrame]) -> p
                          if kind.metric != "r2_hz" and len(samples) else np.nan,
                          "bulk": float(bulk.mean()) if len(bulk) else np.nan,
                          "grid_mass": grid_mass(float(alpha)) if np.isfinite(alpha)
-                         else np.nan, "stalls": kind.stalls,
+                         else np.nan, "stalls": kind.stalls, "floor": kind.floor,
                          "verdicts": verdict_text(part)})
     return pd.DataFrame(rows)
 
@@ -748,6 +748,8 @@ def spot_figure(tab: pd.DataFrame) -> Figure:
     for yi, (_, r) in zip(y, tab.iterrows()):
         if _published_value(r.paper):
             ax.plot(r.paper, yi, "kx", ms=9, mew=2)
+        elif _published_value(r.floor):
+            ax.plot([r.floor] * 2, [yi - 0.35, yi + 0.35], ":", color="k", lw=1.5)
         if np.isfinite(r.cpu):
             ax.plot(r.cpu, yi, "o", mfc="none", mec="tab:orange", ms=8, mew=1.6)
         ax.plot(r.big_seeds, [yi] * len(r.big_seeds), "o", color="tab:blue", ms=5, alpha=0.8)
@@ -761,11 +763,13 @@ def spot_figure(tab: pd.DataFrame) -> Figure:
     ax.set_xlim(min([-0.05, *(v - 0.05 for v in values)]), 1.05)
     ax.grid(alpha=0.3, axis="x")
     handles = [Line2D([], [], ls="", marker="x", color="k", ms=9, mew=2, label="paper"),
+               Line2D([], [], ls=":", color="k", lw=1.5,
+                      label="level the paper's figure implies (no value per cell)"),
                Line2D([], [], ls="", marker="o", mfc="none", mec="tab:orange", ms=8,
                       label="identlab, CPU size (score of the cell)"),
                Line2D([], [], ls="", marker="o", color="tab:blue", ms=5,
                       label="identlab, paper's size (each seed; bar: score of the cell)")]
-    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=3)
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=2)
     fig.suptitle("Spot checks: the cells where the CPU size disagrees, at the paper's size",
                  fontsize=10)
     return fig
