@@ -689,7 +689,7 @@ def spot_table(cpu: dict[str, pd.DataFrame], spot: dict[str, pd.DataFrame]) -> p
             rows.append({"experiment": kind.experiment, "cell": kind.label(cell),
                          "metric": kind.metric, "score": kind.score, "paper": paper,
                          "cpu": c, "cpu_seeds": low.tolist(), "big": b,
-                         "big_seeds": big.tolist(), "tol": kind.tol,
+                         "big_seeds": big.tolist(),
                          "class": spot_class(paper, c, b, kind.tol, kind.floor),
                          "samples": float(samples.mean())
                          if kind.metric != "r2_hz" and len(samples) else np.nan,
