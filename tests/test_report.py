@@ -117,11 +117,12 @@ def _paragraph(readme: Path, n: int) -> str:
 
 # ------------------------------------------------------------------ table
 def test_results_csv_one_row_per_record_with_columns(synth):
-    sweep, _, _ = synth
+    sweep, _, readme = synth
     df = load_records(sweep)
     n = len(list((sweep / "records").glob("*.json")))
     assert len(df) == n == len(RHOS) ** 2 * len(OBJECTIVES) * len(SEEDS)
-    csv = pd.read_csv(sweep / "results.csv")
+    assert not (sweep / "results.csv").exists()  # the sweep directory is only read
+    csv = pd.read_csv(readme.parent / "results.csv")
     assert len(csv) == n
     expected = {"hash", "seed", "status", "diverged_at", "theorem_applies", "flag.gaussian",
                 "flag.stationary", "flag.additive", "cell.world.dynamics.rho",
@@ -242,14 +243,19 @@ def test_align_orthogonal_undoes_a_rotation_and_shift():
 # ------------------------------------------------------------------ safety, index
 @pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", "..", "x y"])
 def test_bad_report_names_are_refused(tmp_path, name):
-    sweep = tmp_path / "sweep"
+    """A refused name creates nothing anywhere: not the report folder, not a folder the
+    name points at (``../evil``, ``a/b``, ``.hidden``), not the reports root."""
+    sweep, reports = tmp_path / "sweep", tmp_path / "reports" / "inner"
     write_json_atomic(sweep / "spec.json", {"name": name, "grid": {}, "plots": []})
+    # the reports root is two levels down, so ``..`` and ``../evil`` stay in the snapshot
+    before = sorted(tmp_path.rglob("*"))
+    assert before == [sweep, sweep / "spec.json"]
     with pytest.raises(ConfigError):
-        write_report(sweep, tmp_path / "reports" / "inner")
-    assert not (tmp_path / "reports" / "evil").exists()
-    assert not (tmp_path / "evil").exists()
+        write_report(sweep, reports)
+    assert sorted(tmp_path.rglob("*")) == before
     with pytest.raises(ConfigError):
-        report_dir(tmp_path, name)
+        report_dir(reports, name)
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_write_index_lists_every_report(synth, tmp_path):
@@ -295,7 +301,7 @@ def test_tiny_real_sweep_end_to_end(tmp_path):
     assert summary["trained"] == 4
     readme = write_report(tmp_path / "run", tmp_path / "reports")
     assert readme == (tmp_path / "reports" / "tiny-e2e" / "README.md").resolve()
-    df = pd.read_csv(tmp_path / "run" / "results.csv")
+    df = pd.read_csv(readme.parent / "results.csv")
     assert len(df) == 4 and {"cell.world.latent", "learner.objective.lam"} <= set(df.columns)
     text = readme.read_text()
     for link in LINK_RE.findall(text):
