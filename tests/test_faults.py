@@ -171,7 +171,11 @@ def test_any_truncation_of_a_record_is_untrusted(finished, cut):
 
 # ------------------------------------------------------------------ kill -9 then resume
 def _kill_then_resume(tmp_path: Path, seed: int, executor: str = "local") -> None:
-    spec_path = write_spec(tmp_path, n_rho=6, steps=60)
+    """kill -9 the sweep's process group once 0-4 records landed (plus up to 0.5 s), then
+    resume. The kill must land mid-run: 16 cells, so the 12+ cells left after the kill
+    point take ~2 s on a 2-core machine (~0.17 s a cell), 4x the longest wait."""
+    spec_path = write_spec(tmp_path, n_rho=16, steps=60)
+    n_planned = len(planned(spec_path))
     out = tmp_path / "out"
     extra = ["--executor", executor] + (["--workers", "2"] if executor == "process" else [])
     proc = subprocess.Popen(sweep_cmd(spec_path, out, *extra), stdout=subprocess.DEVNULL,
@@ -179,8 +183,14 @@ def _kill_then_resume(tmp_path: Path, seed: int, executor: str = "local") -> Non
     target = random.Random(seed).randint(0, 4)  # kill once this many records landed
     assert wait_for(lambda: n_records(out) >= target or proc.poll() is not None)
     time.sleep(random.Random(seed + 1).uniform(0.0, 0.5))
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    running, at_kill = proc.poll() is None, n_records(out)
+    if running:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # the kill landed mid-run: the sweep was still going, with records left to write
+    assert running and at_kill < n_planned, (running, at_kill, n_planned)
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    assert n_records(out) < n_planned
     assert main(["sweep", str(spec_path), "--out", str(out), "--no-progress"]) == 0
     assert_exactly_planned(out, spec_path)
 
