@@ -9,12 +9,23 @@ Each executor holds the store's write lock while it runs (a second sweep into th
 directory is refused), drops work another writer finished in the meantime, and
 restores a directory deleted under it. Ctrl-C (KeyboardInterrupt) cancels every queued
 chunk and abandons the running ones (their records are not written); the caller prints
-one line and exits 130.
+one line and exits 130. SIGTERM (what SLURM sends on preemption, what ``kill`` sends)
+takes the same path: inside :func:`sigterm_raises` it raises :class:`Terminated`, a
+KeyboardInterrupt, and the caller prints one line and exits 143.
+
+Worker processes (``--executor process``) die with the sweep process: they are forked
+by it with the Linux parent-death signal set to SIGKILL, and before each record they
+write they check that their parent is still the sweep process and that it has not
+stopped — so a killed or terminated sweep leaves no worker behind writing records.
+
+This module imports no torch at import time (the command line imports it to catch
+:class:`Terminated`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import multiprocessing
 import os
@@ -25,14 +36,48 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from identlab.config import RunConfig, build, config_hash
 from identlab.core.schema import ConfigError, to_dict
 from identlab.sweep.store import Store
 
-__all__ = ["EXECUTORS", "chunks", "run_chunk"]
+if TYPE_CHECKING:
+    from identlab.config import RunConfig
 
-Pending = list[tuple[RunConfig, dict]]
+__all__ = ["EXECUTORS", "EXIT_TERMINATED", "Terminated", "chunks", "pool_size",
+           "run_chunk", "sigterm_raises"]
+
+Pending = list[tuple["RunConfig", dict]]
+
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, the shell's code for a SIGTERM death
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (inside :func:`sigterm_raises`): handled like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Inside the block SIGTERM raises :class:`Terminated` in the main thread, once (a
+    repeated SIGTERM is ignored so the cleanup it starts runs to the end); the previous
+    handler is restored after. Outside the main thread it does nothing."""
+    fired = False
+
+    def handler(signum, frame):
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def chunks(pending: Pending, device, max_members: int | None) -> list[Pending]:
@@ -65,6 +110,8 @@ def exclusive(fn: Callable) -> Callable:
     Returns the number of records written."""
     @functools.wraps(fn)
     def run(pending: Pending, store: Store, *, bar, **kw) -> int:
+        from identlab.config import config_hash
+
         check_max_members(kw.get("max_members"))
         written = 0
         with store.lock():
@@ -82,9 +129,12 @@ def exclusive(fn: Callable) -> Callable:
 
 def run_chunk(items: list[tuple[dict, dict]], root: str, device: str = "auto",
               progress: bool = False, threads: int | None = None) -> int:
-    """Train one chunk (plain-data configs, so it pickles) and store its records."""
+    """Train one chunk (plain-data configs, so it pickles) and store its records; returns
+    how many it wrote. In a worker process nothing more is written once the sweep
+    process has stopped or died (:func:`_may_write`, checked before every record)."""
     import torch
 
+    from identlab.config import RunConfig, build
     from identlab.learn.program import run_group
 
     if threads:
@@ -93,10 +143,14 @@ def run_chunk(items: list[tuple[dict, dict]], root: str, device: str = "auto",
     records = run_group(cfgs, device=device, progress=progress,
                         desc=f"train K={len(cfgs)}")
     store = Store(root)
+    written = 0
     for rec, (_, meta) in zip(records, items):
+        if not _may_write():
+            break
         rec["sweep"] = meta
         store.put(rec)
-    return len(records)
+        written += 1
+    return written
 
 
 def _as_items(chunk: Pending) -> list[tuple[dict, dict]]:
@@ -115,52 +169,132 @@ def run_local(pending: Pending, store: Store, *, device, bar, max_members, progr
     return written
 
 
-_STOP = None  # in a worker: the pool's stop event (set by the parent on Ctrl-C)
+# In a worker process only (None in the sweep process itself):
+_STOP = None  # the pool's stop flag, a shared byte the parent sets on an error or signal
+_PARENT = None  # the pid of the sweep process, this worker's parent
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _init_worker(stop) -> None:
-    """Worker initializer: remember the stop event; an idle worker ignores Ctrl-C (the
-    parent decides what happens)."""
-    global _STOP
-    _STOP = stop
+def _may_write() -> bool:
+    """False in a worker whose parent has stopped the pool or is gone (the worker was
+    reparented: os.getppid() changes the instant the parent exits); True elsewhere."""
+    if _PARENT is not None and os.getppid() != _PARENT:
+        return False
+    return not (_STOP is not None and _STOP.value)
+
+
+def _die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux; the parent is
+    the thread that forked it: the sweep's main thread, see :func:`_run_process`).
+    Skipped quietly where prctl is not available."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _init_worker(stop, parent: int) -> None:
+    """Worker initializer: die with the parent (and exit at once if it is already gone,
+    which the parent-death signal set after it died would miss); remember the stop flag
+    and the parent; an idle worker ignores Ctrl-C (the parent decides what happens);
+    SIGTERM kills a worker at once (it was blocked from the fork until here, see
+    :func:`_sigterm_blocked`)."""
+    global _STOP, _PARENT
+    _STOP, _PARENT = stop, parent
+    _die_with_parent()
+    if os.getppid() != parent:
+        os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _worker_chunk(*args) -> int:
     """:func:`run_chunk` in a worker: skipped once the parent has stopped (chunks already
     handed to the worker queue), interruptible (abandoned, nothing written) while it
     trains, deaf to SIGINT while idle."""
-    if _STOP is not None and _STOP.is_set():
+    if not _may_write():
         return 0
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run_chunk(*args)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if os.getppid() != _PARENT:  # orphaned (no parent-death signal here): go
+            os._exit(1)
 
 
 def run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
                 **_) -> int:
-    """Chunks in ``workers`` local processes (one torch thread each by default). On an
-    error or Ctrl-C no further chunk starts; on Ctrl-C the running ones are interrupted
-    too (SIGINT to the workers, the only children of this process)."""
+    """Chunks in up to ``workers`` local processes (no more than there are chunks; one
+    torch thread each by default). On an error, Ctrl-C or SIGTERM no further chunk
+    starts; on Ctrl-C the running ones are interrupted too (SIGINT to the workers), on
+    SIGTERM the workers are terminated (SIGTERM, which kills a worker at once)."""
     check_workers(workers)
     return _run_process(pending, store, device=device, bar=bar, max_members=max_members,
                  workers=workers)
 
 
+def pool_size(workers: int, n_chunks: int) -> int:
+    """How many worker processes a pool for ``n_chunks`` chunks starts: one per chunk,
+    at most ``workers``."""
+    return max(1, min(workers, n_chunks))
+
+
+def _pool_context():
+    """'fork' on Linux: every worker is then a child of this process, forked by its main
+    thread (concurrent.futures forks the whole pool in the first submit), so both the
+    parent-death signal and the parent-pid check refer to the sweep process. (A
+    forkserver's workers would be children of the fork server instead.) Elsewhere the
+    platform's default ('spawn': children of this process too)."""
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+@contextlib.contextmanager
+def _sigterm_blocked():
+    """SIGTERM blocked in this thread inside the block (a SIGTERM that arrives meanwhile
+    is delivered when the block ends): processes forked inside start with it blocked,
+    so none runs the parent's Python handler before its initializer sets its own."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _signal_children(sig: int) -> None:
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, sig)
+
+
 @exclusive
 def _run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
                  **_) -> int:
-    threads = max(1, (os.cpu_count() or 1) // workers)
     todo = chunks(pending, device, max_members)
-    stop = multiprocessing.Event()
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                               initargs=(stop,))
+    n = pool_size(workers, len(todo))
+    threads = max(1, (os.cpu_count() or 1) // n)
+    ctx = _pool_context()
+    # a lock-free shared flag (an Event's lock, held by a worker killed mid-read, would
+    # stay locked and hang the parent's set())
+    stop = ctx.RawValue(ctypes.c_bool, False)
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker,
+                               initargs=(stop, os.getpid()))
     written = 0
     try:
-        futs = {pool.submit(_worker_chunk, _as_items(c), str(store.root), device, False,
-                            threads) for c in todo}
+        with _sigterm_blocked():  # the first submit forks the workers
+            futs = {pool.submit(_worker_chunk, _as_items(c), str(store.root), device,
+                                False, threads) for c in todo}
         while futs:
             done, futs = wait(futs, return_when=FIRST_COMPLETED)
             for f in done:
@@ -169,10 +303,11 @@ def _run_process(pending: Pending, store: Store, *, device, bar, max_members, wo
             store.ensure_dir()
         return written
     except BaseException as e:
-        stop.set()
-        if isinstance(e, KeyboardInterrupt):
-            for child in multiprocessing.active_children():
-                os.kill(child.pid, signal.SIGINT)
+        stop.value = True
+        if isinstance(e, Terminated):
+            _signal_children(signal.SIGTERM)
+        elif isinstance(e, KeyboardInterrupt):
+            _signal_children(signal.SIGINT)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
