@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import sys
 import typing
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Any
 
 import yaml
 
+from identlab.core.limits import MAX_CONFIG_BYTES, MAX_CONFIG_NODES, MAX_YAML_DEPTH
 from identlab.core.registry import ENCODERS, MIXERS
-from identlab.core.schema import ConfigError, build, field_default, interval, param, to_dict
+from identlab.core.schema import ConfigError, build, field_default, interval, param, short, to_dict
 from identlab.learn.config import LearnerConfig, TrainConfig
 from identlab.measure.config import EvalConfig
 from identlab.world.config import WorldConfig
@@ -47,6 +49,9 @@ class RunConfig:
         _check_observations(self)
         _check_planning(self)
         _check_start_and_trajectory(self)
+        from identlab.learn.budget import check_sizes  # it needs the config's classes
+
+        check_sizes(self)
 
     def with_seed(self, seed: int) -> "RunConfig":
         return replace(self, seed=seed)
@@ -102,58 +107,115 @@ def _check_planning(cfg: RunConfig) -> None:
 
 
 # ---------------------------------------------------------------- loading
-MAX_CONFIG_BYTES = 1 << 20     # a config or spec file larger than 1 MiB is refused
-MAX_CONFIG_NODES = 100_000     # values after YAML alias expansion (bounds alias bombs)
+class YamlInputError(Exception):
+    """A YAML text the loader refuses (a duplicate key, too deep); ``line`` is 1-based."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message, self.line = message, line
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key written twice in one mapping (PyYAML keeps
+    the last silently) and nesting deeper than MAX_YAML_DEPTH (its composer recurses, so
+    ``[[[[...`` would otherwise end in a RecursionError)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise YamlInputError(f"nested more than {MAX_YAML_DEPTH} levels deep",
+                                     mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges are meant to be overridden
+            key = self.construct_object(key_node, deep=True)
+            try:
+                dup = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base loader explains
+                break
+            if dup:
+                raise YamlInputError(f"the key {short(key)} appears twice in one mapping",
+                                     key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str, source: str) -> Any:
+    """``text`` parsed with the strict loader; a refusal is a ConfigError naming
+    ``where`` (the field), ``source`` (a file or an override) and the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except YamlInputError as e:
+        line = f" (line {e.line})" if e.line is not None and "\n" in text.strip() else ""
+        raise ConfigError(where, f"{source}: {e.message}{line}") from None
+    except ValueError:  # Python refuses to read an integer of more than 4300 digits
+        raise ConfigError(where, f"{source}: a number too long to read (more than "
+                          f"{sys.get_int_max_str_digits()} digits)") from None
 
 
 def load_yaml(path: str | Path) -> dict:
-    """The top-level mapping of a YAML file, bounded in size and alias expansion."""
+    """The top-level mapping of a YAML file, bounded in size, nesting and alias
+    expansion, with no key written twice."""
     p = Path(path)
-    if p.is_dir():
-        raise ConfigError("config", f"{str(path)!r} is a directory, not a config file")
-    if not p.is_file():
-        raise ConfigError("config", f"{str(path)!r}: no such file")
+    name = repr(str(path))  # whole: the one-line cap of the CLI bounds a huge one
     try:
+        if p.is_dir():
+            raise ConfigError("config", f"{name} is a directory, not a config file")
+        if not p.is_file():
+            raise ConfigError("config", f"{name}: no such file")
         raw = p.read_bytes()
     except OSError as e:
-        raise ConfigError("config", f"{str(path)!r}: cannot read ({e.strerror})") from None
+        raise ConfigError("config", f"{name}: cannot read ({e.strerror})") from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError("config", f"{str(path)!r}: {len(raw):,} bytes; a config may have "
+        raise ConfigError("config", f"{name}: {len(raw):,} bytes; a config may have "
                           f"at most {MAX_CONFIG_BYTES:,}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError("config", f"{str(path)!r}: not a text file (expected UTF-8 "
+        raise ConfigError("config", f"{name}: not a text file (expected UTF-8 "
                           "YAML)") from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text, "config", name)
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
-        raise ConfigError("config", f"{str(path)!r}: not valid YAML{where}") from None
+        raise ConfigError("config", f"{name}: not valid YAML{where}") from None
     check_expansion(data, "config")
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError("config", f"{str(path)!r}: top level must be a mapping")
+        raise ConfigError("config", f"{name}: top level must be a mapping")
     return data
 
 
 def check_expansion(data: Any, where: str, limit: int = MAX_CONFIG_NODES) -> None:
     """Refuse data with more than ``limit`` values once YAML aliases are expanded (an
     alias bomb loads as a small shared graph but explodes when copied or hashed; a
-    self-referencing alias never ends). Counts with an explicit stack and stops early."""
-    stack, count = [data], 0
+    self-referencing alias never ends), or nested deeper than MAX_YAML_DEPTH (aliases can
+    nest what the text does not). Walks with an explicit stack and stops early."""
+    stack, count = [(data, 0)], 0
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
         if count > limit:
             raise ConfigError(where, f"more than {limit:,} values after expanding YAML "
                               "aliases (&/*); write the config out plainly")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(where, f"nested more than {MAX_YAML_DEPTH} levels deep")
         if isinstance(node, dict):
-            stack.extend(node.values())
+            stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((v, depth + 1) for v in node)
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
@@ -161,14 +223,14 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
     out = []
     for item in items:
         if "=" not in item:
-            raise ConfigError(item, "override must look like key=value")
+            raise ConfigError("override", f"{short(item)}: must look like key=value")
         key, raw = item.split("=", 1)
         key = key.strip()
         if not key or any(not part for part in key.split(".")):
-            raise ConfigError("override", f"{item!r}: no field name before '=' (write "
+            raise ConfigError("override", f"{short(item)}: no field name before '=' (write "
                               "key=value, e.g. train.steps=100)")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_yaml(raw, key, "override") if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         check_expansion(value, key)

@@ -59,9 +59,25 @@ def files(tmp_path):
         "spec_dup_cells": spec_of(grid={"train.lr": [0.01, 1.0e-2, "0.01"]}),
         "spec_kind_key": spec_of(grid={"world.latent.kind.x": [1, 2]}),
         "spec_nan": spec_of(grid={"train.lr": [float("nan")]}),
+        "spec_million": spec_of(grid={"train.lr": [0.001 * i for i in range(1, 1001)],
+                                      "world.dynamics.rho": [0.0009 * i for i in range(1, 1001)]}),
+        "spec_seeds_huge": spec_of(seeds=10**9),
+        "spec_seed_beyond": spec_of(seeds=[2**60]),
+        "spec_base_missing": spec_of(base="nowhere.yaml"),
+        "spec_eval_huge": spec_of(grid={"eval.n": [200_000_000]}),
     }
     for name, spec in specs.items():
         (d / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    (d / "dup.yaml").write_text("train: {steps: 100, steps: 5}\n")
+    (d / "dup_block.yaml").write_text("train:\n  steps: 100\n  batch: 8\n  steps: 5\n")
+    (d / "dup_top.yaml").write_text("seed: 1\nseed: 2\n")
+    (d / "dup_name.yaml").write_text(yaml.safe_dump(spec_of()) + "name: other\n")
+    (d / "deep.yaml").write_text("x: " + "[" * 5000 + "]" * 5000 + "\n")
+    (d / "deep_map.yaml").write_text("".join("  " * i + f"k{i}:\n" for i in range(60))
+                                     + "  " * 60 + "v: 1\n")
+    (d / "deep_alias.yaml").write_text("a0: &a0 [1]\n" + "".join(
+        f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 40)))
+    (d / "a_file").write_text("x")
     return d
 
 
@@ -157,7 +173,91 @@ CLI_CASES = [
     ("zip_key_not_text", ["sweep", "{in}/spec_zip_numbers.yaml", "--out", "{out}"],
      ["spec.zip[0]"], None),
     ("seeds_not_yaml", ["run", "{in}/tiny.yaml", "seeds={a: [}"], ["seeds"], None),
+    # round 3, class 7: duplicate keys and nesting (files, specs, overrides)
+    ("dup_key_flow", ["run", "{in}/dup.yaml"], ["'steps' appears twice"], None),
+    ("dup_key_block", ["run", "{in}/dup_block.yaml"], ["'steps' appears twice", "line 4"],
+     None),
+    ("dup_key_top", ["world", "{in}/dup_top.yaml"], ["'seed' appears twice"], None),
+    ("dup_spec_name", ["sweep", "{in}/dup_name.yaml", "--out", "{out}"],
+     ["'name' appears twice"], None),
+    ("dup_key_override", ["run", "{in}/tiny.yaml", "train={steps: 1, steps: 2}"],
+     ["train", "appears twice"], None),
+    ("deep_flow", ["run", "{in}/deep.yaml"], ["nested more than"], None),
+    ("deep_block", ["run", "{in}/deep_map.yaml"], ["nested more than"], None),
+    ("deep_alias", ["run", "{in}/deep_alias.yaml"], ["nested more than"], None),
+    ("deep_override", ["run", "{in}/tiny.yaml", "train.steps=" + "[" * 3000],
+     ["train.steps"], None),
+    ("deep_override_closed", ["world", "seed=" + "[" * 40 + "]" * 40], ["nested more than"],
+     None),
+    # class 6: sizes, each with its estimate, and the grid before it is expanded
+    ("eval_n_huge", ["run", "{in}/tiny.yaml", "eval.n=200000000"], ["eval.n", "GiB"], None),
+    ("batch_huge", ["run", "{in}/tiny.yaml", "train.batch=50000000"], ["train.batch", "GiB"],
+     None),
+    ("grid_side_huge", ["run", "{in}/tiny.yaml", "eval.grid=100000"], ["eval.grid", "GiB"],
+     None),
+    ("hidden_huge", ["run", "{in}/tiny.yaml", "learner.encoder.hidden=1000000"],
+     ["GiB"], None),
+    ("slices_huge", ["run", "{in}/tiny.yaml", "eval.sigreg_slices=100000000"],
+     ["eval.sigreg_slices", "GiB"], None),
+    ("pool_huge", ["run", "{in}/tiny.yaml", "learner.init.kind=supervised",
+                   "learner.init.pool=10000000000"], ["learner.init.pool", "GiB"], None),
+    ("plan_transitions_huge", ["run", "{in}/tiny.yaml", "eval.plan.enabled=true",
+                               "world.mixer.kind=linear",
+                               "eval.plan.transitions=1000000000"],
+     ["eval.plan.transitions", "GiB"], None),
+    ("frames_huge", ["run", "{in}/tiny.yaml", "world.mixer.kind=reacher",
+                     "learner.encoder.kind=cnn", "world.mixer.pairs=100000000"],
+     ["world.mixer.pairs", "GiB"], None),
+    ("world_n_huge", ["world", "-n", "30000000"], ["-n", "GiB"], None),
+    ("world_n_beyond_int", ["world", "-n", "100000000000000000000"], ["-n", "2**53"], None),
+    ("world_k_huge", ["world", "-k", "1000000000"], ["-k", "GiB"], None),
+    ("world_n_float", ["world", "-n", "1e20"], ["-n"], None),
+    ("seeds_group_huge", ["run", "{in}/tiny.yaml", "learner.encoder.hidden=512",
+                          "seeds=[" + ",".join(map(str, range(2000))) + "]"],
+     ["seeds", "GiB"], None),
+    ("spec_million_cells", ["sweep", "{in}/spec_million.yaml", "--out", "{out}"],
+     ["spec.grid", "1,000,000 runs"], None),
+    ("spec_seeds_huge", ["sweep", "{in}/spec_seeds_huge.yaml", "--out", "{out}"],
+     ["spec.seeds"], None),
+    ("spec_cell_eval_huge", ["sweep", "{in}/spec_eval_huge.yaml", "--out", "{out}"],
+     ["eval.n", "GiB"], None),
+    # integers beyond what the code can represent
+    ("seed_beyond_int", ["run", "{in}/tiny.yaml", "seed=100000000000000000000"],
+     ["seed", "2**53"], None),
+    ("steps_beyond_int", ["run", "{in}/tiny.yaml", "train.steps=1e30"], ["train.steps"], None),
+    ("steps_beyond_int_text", ["run", "{in}/tiny.yaml", "train.steps='1e300'"],
+     ["train.steps", "2**53"], None),
+    ("seeds_beyond_int", ["run", "{in}/tiny.yaml", "seeds=[100000000000000000000]"],
+     ["seed"], None),
+    ("spec_seed_beyond_int", ["sweep", "{in}/spec_seed_beyond.yaml", "--out", "{out}"],
+     ["spec.seeds"], None),
+    ("digits_4300", ["run", "{in}/tiny.yaml", "train.steps=" + "9" * 5000], ["train.steps"],
+     None),
+    # class 10: empty paths, stray arguments, long or control-character input
+    ("run_out_empty", ["run", "{in}/tiny.yaml", "--out", ""], ["--out", "empty"], None),
+    ("sweep_out_empty", ["sweep", "{in}/spec.yaml", "--out", ""], ["--out", "empty"], None),
+    ("sweep_reports_empty", ["sweep", "{in}/spec.yaml", "--out", "{out}", "--report",
+                             "--reports", ""], ["--reports", "empty"], None),
+    ("sweep_out_a_file", ["sweep", "{in}/spec.yaml", "--out", "{in}/a_file"], ["--out"],
+     None),
+    ("run_out_a_file", ["run", "{in}/tiny.yaml", "--out", "{in}/a_file"], ["--out"], None),
+    ("stray_flag_after_override", ["run", "{in}/tiny.yaml", "train.steps=3", "--bogus"],
+     ["unrecognized arguments", "--bogus"], None),
+    ("stray_word", ["sweep", "{in}/spec.yaml", "stray", "--out", "{out}"],
+     ["unrecognized arguments"], None),
+    ("huge_key", ["run", "{in}/tiny.yaml", "k" * 100_000 + "=1"], ["unknown key", " ... "],
+     None),
+    ("huge_not_override", ["world", "q" * 100_000], ["File name too long", " ... "], None),
+    ("control_key", ["run", "{in}/tiny.yaml", "train.st\x1b[2Jeps=1"], ["\\x1b"], None),
+    ("newline_path", ["run", "{in}/no\nsuch.yaml"], ["no such file", "\\n"], None),
+    ("control_kind", ["run", "{in}/tiny.yaml", "world.mixer.kind=\x07bell"],
+     ["world.mixer.kind", "\\x07"], None),
+    ("spec_base_missing", ["sweep", "{in}/spec_base_missing.yaml", "--out", "{out}"],
+     ["no such file"], None),
 ]
+
+# round 3 asks for a table of at least 60 hostile inputs
+assert len(CLI_CASES) >= 60, len(CLI_CASES)
 
 
 def _params(cases):

@@ -23,6 +23,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
+from identlab.core.limits import MAX_ECHO, MAX_INT
+
 Check = Callable[[Any], "str | None"]
 
 
@@ -30,6 +32,7 @@ class ConfigError(ValueError):
     """Bad user input. ``str(err)`` is one line: ``field = value: what is allowed``."""
 
     def __init__(self, field: str, message: str) -> None:
+        field = one_line(field, 2 * MAX_ECHO)  # a field can be user text (an unknown key)
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
@@ -145,9 +148,24 @@ def odd_at_least(n: int) -> Check:
 
 
 # ---------------------------------------------------------------- coercion
-def _fmt(v: Any) -> str:
+def one_line(text: str, limit: int) -> str:
+    """``text`` with control characters escaped (so it stays one line and cannot drive a
+    terminal) and its middle elided beyond ``limit`` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
+def short(v: Any, limit: int = MAX_ECHO) -> str:
+    """``repr(v)`` cut to ``limit`` characters: user input quoted back in one error line
+    (the repr escapes control characters)."""
     s = repr(v)
-    return s if len(s) <= 60 else s[:57] + "..."
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
+_fmt = short
 
 
 def _coerce(value: Any, tp: Any, path: str) -> Any:
@@ -203,6 +221,9 @@ def _number(value: Any, tp: type, path: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(path, f"= {_fmt(value)}: expected {what}")
     if isinstance(value, numbers.Integral):
+        if abs(int(value)) > MAX_INT:
+            raise ConfigError(path, f"= {_fmt(value)}: integers are limited to "
+                              f"|n| <= 2**53 = {MAX_INT:,}")
         return tp(value)
     value = float(value)
     if tp is float:
@@ -223,7 +244,11 @@ def _parse_number(text: str, tp: type, path: str) -> Any:
     except ValueError:
         raise ConfigError(path, f"= {_fmt(text)}: expected {what}") from None
     if tp is int and math.isfinite(x) and x.is_integer():
-        raise ConfigError(path, f"= {_fmt(text)}: {text} is a float; write {int(x)}")
+        if abs(x) > MAX_INT:
+            raise ConfigError(path, f"= {_fmt(text)}: integers are limited to "
+                              f"|n| <= 2**53 = {MAX_INT:,}")
+        raise ConfigError(path, f"= {_fmt(text)}: {one_line(text, 20)} is a float; "
+                          f"write {int(x)}")
     raise ConfigError(path, f"= {_fmt(text)}: expected {what}")
 
 

@@ -13,10 +13,13 @@ from collections import defaultdict
 import torch
 
 from identlab.config import RunConfig
+from identlab.core.limits import MAX_BYTES, gib
 from identlab.core.registry import MIXERS
+from identlab.core.schema import ConfigError
 from identlab.learn.learner import obs_dim, signature
 
-__all__ = ["bytes_per_member", "default_budget", "members_per_chunk", "chunk_groups"]
+__all__ = ["bytes_per_member", "default_budget", "members_per_chunk", "chunk_groups",
+           "size_estimates", "check_sizes", "check_group_size"]
 
 
 def bytes_per_member(cfg: RunConfig) -> int:
@@ -39,6 +42,67 @@ def bytes_per_member(cfg: RunConfig) -> int:
         acts = m * (obs_dim(cfg) + 4 * conv) * 4
         n_params = sum(a * b * 16 for a, b in zip((3, *chans), chans)) + conv * n
     return int(acts + sig + data + 4 * 4 * n_params)
+
+
+def size_estimates(cfg: RunConfig) -> list[tuple[str, int]]:
+    """(field, bytes) for each working set that one size field of ``cfg`` scales: the
+    member's training step, the evaluation set, the rendered frames, the warm start's
+    pool, the planning transitions, the attribution's and trajectory's pairs. Rough upper
+    estimates (float64 copies of x and z and a few per-dimension arrays), so a typo is
+    refused before any array exists; the real peaks of the default configs are far
+    below."""
+    n, obs = cfg.world.dim, obs_dim(cfg)
+    ev, mix = cfg.eval, cfg.world.mixer
+    row = 8 * (2 * obs + 8 * n)  # one pair: x_t, x_t+1, z, h and their scores, float64
+    out = [("eval.n", 4 * ev.n * row),
+           ("eval.sigreg_slices", 2 * ev.n * ev.sigreg_slices * 8 * 2),
+           ("eval.grid", 4 * ev.grid ** 2 * row),
+           ("eval.traj_pairs", 4 * ev.traj_pairs * row if ev.at_steps else 0),
+           ("eval.attribution.pairs", (4 * ev.attribution.pairs * row
+                                       + ev.attribution.pairs * ev.attribution.directions
+                                       * 8 * 4) if ev.attribution.enabled else 0),
+           ("eval.plan.transitions", 4 * ev.plan.transitions * row if ev.plan.enabled else 0),
+           ("eval.plan.pairs", ev.plan.pairs * ev.plan.horizon * (n * n + 4 * n) * 8
+            if ev.plan.enabled else 0)]
+    init = cfg.learner.init
+    if init.supervised:
+        out.append(("learner.init.pool", 2 * init.pool * 8 * (obs + 2 * n)))
+    if MIXERS.get(mix.kind).rendered:
+        out.append(("world.mixer.pairs", 2 * mix.pairs * obs))  # uint8 frames, two views
+    if hasattr(mix, "cond_draws"):
+        out.append(("world.mixer.cond_draws", 3 * mix.cond_draws * n * n * 8))
+    # last: the training step holds the frames and the encoder too, so a huge
+    # world.mixer.pairs or encoder width is named by its own field first where it has one
+    out.append(("train.batch", bytes_per_member(cfg)))
+    return out
+
+
+def check_sizes(cfg: RunConfig) -> None:
+    """Refuse ``cfg`` when one of its working sets would exceed MAX_BYTES, naming the
+    field and the estimate."""
+    for field, need in size_estimates(cfg):
+        if need > MAX_BYTES:
+            value = _field_value(cfg, field)
+            raise ConfigError(field, f"= {value:,}: needs about {gib(need)} (limit "
+                              f"{gib(MAX_BYTES)}); use a smaller {field}")
+
+
+def check_group_size(cfg: RunConfig, members: int, option: str) -> None:
+    """Refuse ``members`` copies of ``cfg`` meant to train as one batched program
+    (``identlab run seeds=[...]``) when together they exceed MAX_BYTES, naming
+    ``option``."""
+    need = members * bytes_per_member(cfg)
+    if need > MAX_BYTES:
+        raise ConfigError(option, f"{members:,} members in one batched program need about "
+                          f"{gib(need)} (limit {gib(MAX_BYTES)}); use fewer seeds or run a "
+                          "sweep (it cuts members into chunks)")
+
+
+def _field_value(cfg, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def default_budget(dev: torch.device) -> int:

@@ -32,7 +32,8 @@ from typing import Any
 
 from identlab.config import RunConfig, apply_overrides, build, config_hash, load_yaml
 from identlab.core.io import NAME_RE
-from identlab.core.schema import ConfigError, value_label
+from identlab.core.limits import MAX_INT, MAX_RUNS
+from identlab.core.schema import ConfigError, short, value_label
 
 __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "plan", "value_label",
            "report_name"]
@@ -144,7 +145,8 @@ def load_spec(source: str | Path | dict, preset: str | None = None) -> SweepSpec
     grid = _check_grid(grid)
     zips = _check_zip(data.get("zip") or [], grid)
     seeds = _check_seeds(seeds)
-    plots = tuple(_check_plot(p, i, grid) for i, p in enumerate(data.get("plots") or []))
+    _check_run_count(grid, zips, seeds)
+    plots = tuple(check_plot(p, i, grid) for i, p in enumerate(data.get("plots") or []))
     desc = data.get("description") or ""
     spec = SweepSpec(name, str(desc).strip(), base, grid, zips, seeds, plots,
                      presets, str(path) if path else None, preset)
@@ -180,6 +182,27 @@ def _check_presets(presets) -> dict:
                                   "dotted key -> value")
         out[str(pname)] = {k: v for k, v in p.items() if v is not None}
     return out
+
+
+def run_count(grid: dict[str, list], zips, n_seeds: int) -> int:
+    """Planned runs (cells x seeds), counted from the axis lengths without expanding."""
+    zipped = {k for z in zips for k in z}
+    count = n_seeds
+    for key, vals in grid.items():
+        if key not in zipped or any(z[0] == key for z in zips):
+            count *= len(vals)
+    return count
+
+
+def _check_run_count(grid, zips, seeds) -> None:
+    """Refuse a plan of more than MAX_RUNS runs before its cells are built (each one is
+    validated as a run config, so a huge grid would take minutes and GiB to refuse)."""
+    n = run_count(grid, zips, len(seeds))
+    if n > MAX_RUNS:
+        axes = " x ".join(str(len(v)) for v in grid.values())
+        raise ConfigError("spec.grid", f"{n:,} runs ({axes} values per axis, {len(seeds)} "
+                          f"seeds); a sweep may plan at most {MAX_RUNS:,}: split it or use "
+                          "fewer values")
 
 
 def _check_cells(spec: SweepSpec) -> None:
@@ -244,15 +267,19 @@ def _check_seeds(seeds) -> tuple[int, ...]:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ConfigError("spec.seeds", f"= {seeds}: need at least 1 seed")
+        if seeds > MAX_RUNS:
+            raise ConfigError("spec.seeds", f"= {short(seeds)}: at most {MAX_RUNS:,} seeds "
+                              "(runs) per sweep")
         return tuple(range(seeds))
     if (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool)
-                                                  and s >= 0 for s in seeds)
+                                                  and 0 <= s <= MAX_INT for s in seeds)
             and len(set(seeds)) == len(seeds)):
         return tuple(seeds)
-    raise ConfigError("spec.seeds", f"= {seeds!r}: a count or a list of distinct integers >= 0")
+    raise ConfigError("spec.seeds", f"= {short(seeds)}: a count or a list of distinct "
+                      "integers in [0, 2**53]")
 
 
-def _check_plot(p, i, grid) -> PlotSpec:
+def check_plot(p, i, grid) -> PlotSpec:
     where = f"spec.plots[{i}]"
     if not isinstance(p, dict):
         raise ConfigError(where, "must be a mapping")

@@ -16,6 +16,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
+from identlab.core.limits import MAX_BYTES
 from identlab.core.registry import MIXERS
 from identlab.core.schema import ConfigError, interval, param
 
@@ -28,7 +29,7 @@ Weights = dict[str, torch.Tensor]
 # float32 observations of unit-scale latents lose the latent (refused at config time)
 SHAPE_LIMIT = 100.0
 # a world whose mixer weights would need more than this is refused when it is configured
-MAX_MIXER_BYTES = 8 * 2**30
+MAX_MIXER_BYTES = MAX_BYTES  # the one memory bound (identlab.core.limits)
 
 
 class Mixer:
