@@ -1,8 +1,9 @@
 """A typed record: one trained member's config, status, metrics and provenance.
 
 The on-disk format is the JSON object written by the sweep store (``records/<hash>.json``)
-and by ``identlab run --out``; :meth:`Record.from_json` reads it (checking the keys every
-record has) and :meth:`Record.to_json` writes exactly the same object back.
+and by ``identlab run --out``; :meth:`Record.from_json` reads it, checking every section
+against the layout below (:func:`record_body_problem`; the sweep store trusts a record
+only when it passes), and :meth:`Record.to_json` writes exactly the same object back.
 """
 
 from __future__ import annotations
@@ -10,11 +11,96 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["Record", "RecordError"]
+__all__ = ["Record", "RecordError", "record_body_problem"]
 
 
 class RecordError(ValueError):
     """A JSON object that is not a record (a missing key or a wrong type)."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _scalar(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def _metric_value(v, depth: int = 0) -> bool:
+    """A metric is a scalar or a (nested, at most 3 deep) list of scalars."""
+    if _scalar(v):
+        return True
+    return isinstance(v, list) and depth < 3 and all(_metric_value(x, depth + 1) for x in v)
+
+
+def _typed_map(obj, key: str, ok) -> str | None:
+    bad = next((k for k, v in obj[key].items() if not isinstance(k, str) or not ok(v)), None)
+    if bad is not None:
+        return f"{key}.{bad} has the wrong type ({type(obj[key][bad]).__name__})"
+    return None
+
+
+PROVENANCE_NUMBERS = ("wall_s", "train_s", "steps_per_s")
+
+
+def record_body_problem(obj) -> str | None:
+    """Why ``obj`` is not a whole record (None: it is): every key present with its type,
+    and each section's inner layout — metrics, flags, reasons, sample, train,
+    provenance, sweep — as the trainer writes it."""
+    if not isinstance(obj, dict):
+        return f"a record is a JSON object, got {type(obj).__name__}"
+    for key, typ in Record._TYPES.items():
+        if key not in obj:
+            return f"record misses the key {key!r}"
+        if not isinstance(obj[key], typ) or (typ is int and isinstance(obj[key], bool)):
+            return (f"record key {key!r} should be {typ.__name__}, "
+                    f"got {type(obj[key]).__name__}")
+    status, at = obj["status"], obj.get("diverged_at")
+    if status not in ("ok", "diverged"):
+        return f"unknown status {status!r}"
+    if not (at is None or _is_int(at)):
+        return f"diverged_at should be an integer or null, got {type(at).__name__}"
+    if status == "diverged" and at is None:
+        return "a diverged record needs diverged_at"
+    if status == "ok" and not obj["metrics"]:
+        return "an ok record has no metrics"
+    if obj["seed"] != obj["config"].get("seed", obj["seed"]):
+        return "its seed is not its config's seed"
+    problem = (_typed_map(obj, "metrics", _metric_value)
+               or _typed_map(obj, "flags", lambda v: isinstance(v, bool))
+               or _typed_map(obj, "provenance", _scalar))
+    if problem:
+        return problem
+    if not all(isinstance(r, str) for r in obj["reasons"]):
+        return "reasons should be a list of strings"
+    sample = obj.get("sample")
+    if not (sample is None or (isinstance(sample, dict)
+                               and all(isinstance(v, list) for v in sample.values()))):
+        return "sample should be null or a mapping of lists"
+    train = obj["train"]
+    if not (isinstance(train.get("history", []), list)
+            and all(_metric_value(v) for v in train.get("history", []))
+            and (train.get("final_loss") is None or _is_num(train["final_loss"]))
+            and (train.get("log_every") is None or _is_int(train["log_every"]))):
+        return "train should hold final_loss (a number), log_every and history (a list)"
+    prov = obj["provenance"]
+    if not isinstance(prov.get("device"), str):
+        return "provenance names no device"
+    bad = [k for k in PROVENANCE_NUMBERS if k in prov and not _is_num(prov[k])]
+    if bad:
+        return f"provenance.{bad[0]} should be a number"
+    sweep = obj.get("sweep")
+    if sweep is not None and not (
+            isinstance(sweep, dict) and isinstance(sweep.get("name", ""), str)
+            and (sweep.get("cell_index") is None or _is_int(sweep["cell_index"]))
+            and isinstance(sweep.get("cell", {}), dict)
+            and isinstance(sweep.get("values", {}), dict)):
+        return "sweep should map name, cell_index, cell and values"
+    return None
 
 
 @dataclass(frozen=True)
@@ -41,14 +127,9 @@ class Record:
 
     @classmethod
     def from_json(cls, obj: Any) -> Record:
-        if not isinstance(obj, dict):
-            raise RecordError(f"a record is a JSON object, got {type(obj).__name__}")
-        for key, typ in cls._TYPES.items():
-            if key not in obj:
-                raise RecordError(f"record misses the key {key!r}")
-            if not isinstance(obj[key], typ) or (typ is int and isinstance(obj[key], bool)):
-                raise RecordError(f"record key {key!r} should be {typ.__name__}, "
-                                  f"got {type(obj[key]).__name__}")
+        problem = record_body_problem(obj)
+        if problem:
+            raise RecordError(problem)
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: obj.get(k) for k in known},
                    extra={k: v for k, v in obj.items() if k not in known})

@@ -15,6 +15,7 @@ from identlab.config import load_run
 from identlab.core.schema import ConfigError
 from identlab.learn.program import build_program, embed, run_configs
 from identlab.measure.protocol import grid_latents
+from identlab.show.report import load_records
 from identlab.studies import reproduce as rp
 
 LINK_RE = re.compile(r"!?\[[^\]]*\]\(([^)]+)\)")
@@ -261,7 +262,7 @@ def test_tiny_reproduce_end_to_end(tmp_path, monkeypatch):
         assert (page.parent / name / "README.md").is_file()
         assert f"records under `{tmp_path / 'runs' / name}`" not in text  # none missing
     # the table's numbers are the records' numbers
-    df = pd.read_csv(tmp_path / "runs" / "paper_scaling" / "results.csv")
+    df = load_records(tmp_path / "runs" / "paper_scaling")
     part = df[(df["cfg.world.dim"] == 4) & (df["cfg.learner.objective.kind"] == "whiten")]
     assert len(part) == 3
     assert f"| 4 | whitening | {rp._r2(rp.SCALING[4][2])} | {rp._r2(part['r2_hz'].median())}" \
@@ -297,8 +298,8 @@ def test_tiny_spot_checks_end_to_end(tmp_path, monkeypatch):
     for link in LINK_RE.findall(text):
         assert (page.parent / link).is_file(), link
     assert (reports / "paper-spot" / "README.md").is_file()
-    big = pd.read_csv(runs / "paper-spot" / "paper_gennorm" / "results.csv")
-    cpu = pd.read_csv(runs / "paper" / "paper_gennorm" / "results.csv")
+    big = load_records(runs / "paper-spot" / "paper_gennorm")
+    cpu = load_records(runs / "paper" / "paper_gennorm")
     assert len(big) == 4 and set(big["cfg.train.steps"]) == {6}
     for kind, name in (("lejepa", "SIGReg λ=0.001"), ("infonce", "InfoNCE")):
         b = big[big["cfg.learner.objective.kind"] == kind]["r2_hz_grid"]
@@ -310,8 +311,7 @@ def test_tiny_spot_checks_end_to_end(tmp_path, monkeypatch):
                 f"{c.mean():.2f} (1 seed) | {b.mean():.2f} (2 seeds) |") in text
         assert f"Spot — gennorm, α 1, {name}: paper {paper:.2f}" in text and cls in text
     # the scaling cell is scored by the paper's protocol: best of 3 by final loss
-    sc = {k: pd.read_csv(runs / k / "paper_scaling" / "results.csv")
-          for k in ("paper", "paper-spot")}
+    sc = {k: load_records(runs / k / "paper_scaling") for k in ("paper", "paper-spot")}
     best = {}
     for k, df in sc.items():
         df = df[(df["cfg.world.dim"] == 2) & (df["cfg.learner.objective.kind"] == "lejepa")]

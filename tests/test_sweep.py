@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_config import whole_record
 
 from identlab.cli import main
 from identlab.config import config_hash
@@ -155,12 +156,16 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
 
 def test_store_ignores_corrupt_records(tmp_path):
-    """Trusted: parses, its hash is its file name and its config hashes to it. A record
-    without a config, with a config of another key, or cut short is not done."""
+    """Trusted: parses, its hash is its file name, its config hashes to it and its body is
+    whole. A record without a config, with a config of another key, cut short, or with
+    a section missing is not done."""
     store = Store(tmp_path)
     config = {"seed": 3, "train": {"lr": 0.01}}
     good = config_digest(config)
-    store.put({"hash": good, "config": config, "x": 1})
+    store.put(whole_record(config, good))
+    thin = {"seed": 5, "train": {"lr": 0.01}}
+    store.put({"hash": config_digest(thin), "config": thin, "x": 1})
+    assert "misses the key" in store.problem(config_digest(thin))
     store.put({"hash": "noconfig", "x": 1})
     other = {"seed": 4, "train": {"lr": 0.01}}
     store.put({"hash": "wrongkey", "config": other})

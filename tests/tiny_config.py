@@ -7,3 +7,13 @@ TINY_RUN = {
     "train": {"steps": 30, "batch": 32},
     "eval": {"n": 200, "knn": 5, "sigreg_slices": 16},
 }
+
+
+def whole_record(config: dict, key: str) -> dict:
+    """A minimal record with every section of the on-disk layout (the store trusts only
+    whole records), for store tests that need no training."""
+    return {"hash": key, "config": config, "seed": config.get("seed", 0), "status": "ok",
+            "diverged_at": None, "metrics": {"r2_hz": 0.5}, "flags": {"gaussian": True},
+            "theorem_applies": True, "reasons": [], "mixer": {"kind": "mlp"},
+            "sample": None, "train": {"final_loss": 0.1, "log_every": 10, "history": [0.1]},
+            "provenance": {"device": "cpu", "wall_s": 1.0}}

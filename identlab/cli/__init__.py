@@ -6,13 +6,16 @@ Bad input ends with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import collections
+import errno
 import json
 import math
+import os
 import sys
 
 from identlab.core.fmt import cell_value, fixed
 from identlab.core.io import UsageError, ensure_writable_dir, write_json_atomic
-from identlab.core.schema import ConfigError
+from identlab.core.schema import ConfigError, one_line, short
 from identlab.measure.stats import SUMMARY_KEYS
 from identlab.record import Record
 
@@ -20,8 +23,42 @@ EXIT_USAGE = 2
 
 
 def _fail(msg: str) -> int:
-    print(f"identlab: error: {msg}", file=sys.stderr)
+    """One line on stderr (control characters escaped, the middle of a very long message
+    elided) and exit code 2."""
+    from identlab.core.limits import MAX_MESSAGE
+
+    print(f"identlab: error: {one_line(msg, MAX_MESSAGE)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _is_stdout_error(e: OSError) -> bool:
+    """An error raised by writing to standard output (not by a file the command wrote)."""
+    return e.filename is None and e.errno in (errno.ENOSPC, errno.EIO, errno.EPIPE,
+                                              errno.EBADF)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; ``key=value`` overrides may also follow the flags
+    (``identlab run cfg.yaml --out d train.steps=5``)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        takes = hasattr(args, "overrides")
+        stray = [a for a in extra if not (takes and "=" in a and not a.startswith("-"))]
+        if stray:
+            parser.error(f"unrecognized arguments: {one_line(' '.join(stray), 200)}")
+        args.overrides.extend(extra)
+    return args
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,22 +83,34 @@ def _split_overrides(items: list[str]) -> tuple[list[str], list[int] | None]:
         if not (isinstance(val, list) and val
                 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                         for s in val)):
-            raise ConfigError("seeds", f"= {val!r}: expected a list of integers >= 0, "
+            raise ConfigError("seeds", f"= {short(val)}: expected a list of integers >= 0, "
                               "e.g. seeds=[0,1,2]")
-        dup = sorted({s for s in val if val.count(s) > 1})
+        dup = sorted(s for s, n in collections.Counter(val).items() if n > 1)
         if dup:
-            raise ConfigError("seeds", f"= {val!r}: seed {dup[0]} appears twice (each seed "
+            raise ConfigError("seeds", f"= {short(val)}: seed {dup[0]} appears twice (each seed "
                               "is one member and one record)")
         seeds = val
     return rest, seeds
 
 
-def _check_world_sizes(n: int, k: int) -> None:
-    """``-n`` samples (>= 2: a variance, a correlation) and ``-k`` steps ahead (>= 1)."""
+def _check_world_sizes(n: int, k: int, dim: int = 1) -> None:
+    """``-n`` samples (>= 2: a variance, a correlation) and ``-k`` steps ahead (>= 1),
+    each within the memory bound: the checks hold n·dim float64 values per step up to
+    z_t+k and a few copies for the statistics."""
+    from identlab.core.limits import MAX_BYTES, MAX_INT, gib
+
     if n < 2:
         raise ConfigError("-n", f"= {n}: the checks need at least 2 samples")
     if k < 1:
         raise ConfigError("-k", f"= {k}: the horizon z_t+k needs k >= 1")
+    for flag, v in (("-n", n), ("-k", k)):
+        if v > MAX_INT:
+            raise ConfigError(flag, f"= {v:.3g}: integers are limited to 2**53")
+    need = 8 * n * dim * (k + 1 + 16)  # the (k+1, n, dim) trajectory and the statistics
+    if need > MAX_BYTES:
+        flag, v = ("-k", k) if k + 1 > 16 else ("-n", n)
+        raise ConfigError(flag, f"= {v:,}: the checks need about {gib(need)} for -n {n:,} "
+                          f"and -k {k:,} (limit {gib(MAX_BYTES)}); use a smaller {flag}")
 
 
 def _finite_or_none(obj):
@@ -82,6 +131,7 @@ def cmd_world(args) -> int:
 
     _check_world_sizes(args.n, args.k)
     cfg = load_run(args.config, args.overrides)
+    _check_world_sizes(args.n, args.k, cfg.world.dim)
     world = World(cfg.world, cfg.seed)
     diag = _finite_or_none(world.diagnostics(n=args.n, k=args.k))
     out = {"world": _world_desc(cfg), "flags": world.flags.as_dict(),
@@ -130,21 +180,30 @@ def _world_desc(cfg) -> str:
 # ------------------------------------------------------------------ run
 def cmd_run(args) -> int:
     from identlab.config import load_run
+    from identlab.learn.budget import check_group_size
     from identlab.learn.program import run_group
     from identlab.learn.train import resolve_device
+    from identlab.world.pixels import check_frame_cache
 
     overrides, seeds = _split_overrides(args.overrides)
     base = load_run(args.config, overrides)
-    resolve_device(args.device)  # a bad --device is refused before --out is created
-    out_dir = ensure_writable_dir(args.out) if args.out else None
+    check_group_size(base, len(seeds or [base.seed]), "seeds")
     cfgs = [base.with_seed(s) for s in (seeds or [base.seed])]
+    resolve_device(args.device)  # a bad --device is refused before --out is created
+    check_frame_cache(cfgs)
+    # --out must take a record before training starts, not after
+    out_dir = ensure_writable_dir(args.out) if args.out is not None else None
     records = run_group(cfgs, device=args.device, progress=not args.no_progress)
     if out_dir is not None:
-        if len(records) == 1:
-            write_json_atomic(out_dir / "record.json", records[0])
-        else:
-            for r in records:
-                write_json_atomic(out_dir / f"record-seed{r['seed']}.json", r)
+        names = (["record.json"] if len(records) == 1
+                 else [f"record-seed{r['seed']}.json" for r in records])
+        for i, (name, r) in enumerate(zip(names, records)):
+            try:
+                write_json_atomic(out_dir / name, r)
+            except OSError as e:
+                raise UsageError(f"--out {short(str(out_dir))}: cannot write {name} "
+                                 f"({e.strerror or e}); {i} of {len(records)} records "
+                                 "written, each whole") from None
     if args.json:
         print(json.dumps(records[0] if len(records) == 1 else records, indent=1))
     else:
@@ -208,19 +267,38 @@ def _extra_commands(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from identlab.sweep.executors import EXIT_TERMINATED, Terminated, sigterm_raises
+
+    try:
+        args = _parse(argv)
+    except SystemExit as e:  # --help (0) or a usage error, already printed (2)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if args.cmd == "world" and args.config and "=" in args.config:
         args.overrides.insert(0, args.config)
         args.config = None
-    try:
-        return args.fn(args)
-    except ConfigError as e:
-        return _fail(str(e))
-    except UsageError as e:
-        return _fail(str(e))
-    except BrokenPipeError:  # output piped into `head` etc.
-        sys.stderr.close()
-        return 0
-    except KeyboardInterrupt:
-        print("identlab: interrupted", file=sys.stderr)
-        return 130
+    # SIGTERM (preemption, kill) ends a run like Ctrl-C; a repeated one is ignored
+    with sigterm_raises():
+        try:
+            rc = args.fn(args)
+            sys.stdout.flush()  # a full or closed stdout fails here, not at exit
+            return rc
+        except ConfigError as e:
+            return _fail(str(e))
+        except UsageError as e:
+            return _fail(str(e))
+        except BrokenPipeError:  # output piped into `head` etc.
+            _silence_stdout()
+            sys.stderr.close()
+            return 0
+        except OSError as e:  # a write that failed (full disk, stdout on /dev/full, ...)
+            if _is_stdout_error(e):
+                _silence_stdout()
+                return _fail(f"cannot write to standard output ({e.strerror or e})")
+            where = f"{e.filename}: " if e.filename else ""
+            return _fail(f"{where}{e.strerror or e}")
+        except Terminated:
+            print("identlab: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
+        except KeyboardInterrupt:
+            print("identlab: interrupted", file=sys.stderr)
+            return 130

@@ -46,14 +46,17 @@ def register_cli(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from identlab.core.io import check_writable_target, ensure_writable_dir
+    from identlab.core.io import UsageError, check_writable_target
 
     spec = load_spec(args.spec, args.preset)
     check_options(executor=args.executor, device=args.device,
                   max_members=args.max_members, workers=args.workers)
     if args.report:
         check_writable_target(args.reports, "--reports")
-    out = ensure_writable_dir(args.out or Path("runs") / spec.name)
+    # run_sweep checks the folder, the frame cache and the disk before it writes
+    if args.out == "":
+        raise UsageError("--out '': an empty path; name a folder")
+    out = Path(Path("runs") / spec.name if args.out is None else args.out)
     slurm = {"partition": args.partition, "time_min": args.time_min, "gpus": args.gpus}
     summary = run_sweep(spec, out, executor=args.executor, resume=args.resume,
                         device=args.device, progress=not args.no_progress,

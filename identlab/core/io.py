@@ -25,23 +25,39 @@ class UsageError(Exception):
 
 
 
+PROBE_BYTES = 64 * 1024  # written and synced to prove a folder takes data, not only names
+
+
 def ensure_writable_dir(path: str | Path, option: str = "--out") -> Path:
-    """Create folder ``path`` (and its parents) and prove it takes a file, or raise a
-    one-line :class:`UsageError` naming ``option``."""
+    """Create folder ``path`` (and its parents) and prove it takes data (a synced probe
+    of PROBE_BYTES, so a full disk is found before any work, not after), or raise a
+    one-line :class:`UsageError` naming ``option``. An empty path is refused."""
+    if str(path) == "":
+        raise UsageError(f"{option} '': an empty path; name a folder")
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as e:
-        raise UsageError(f"{option} {str(path)!r} is not writable "
+        raise UsageError(f"{option} {_quote(path)} is not writable "
                          f"({e.strerror or e})") from None
     return p
+
+
+def _quote(path) -> str:
+    from identlab.core.schema import short
+
+    return short(str(path))
 
 
 def check_writable_target(path: str | Path, option: str) -> None:
     """Refuse, creating nothing, a folder ``path`` that could not be made: its nearest
     existing ancestor must be a writable folder (and ``path`` itself, if it exists)."""
+    if str(path) == "":
+        raise UsageError(f"{option} '': an empty path; name a folder")
     p = Path(path).absolute()
     probe = p
     while not probe.exists() and probe != probe.parent:
@@ -79,8 +95,9 @@ def write_json_atomic(path: Path, obj, indent: int | None = 1) -> None:
 
 
 def read_json(path: Path):
-    """Parsed JSON, or None when missing or unparsable."""
+    """Parsed JSON, or None when missing, unreadable (a folder, say), unparsable or nested
+    too deep to parse."""
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None

@@ -1,9 +1,10 @@
 """Sweep reports: a flat results table, figures and a README generated from the numbers.
 
 ``load_records(DIR)`` flattens a sweep directory's records into one DataFrame row per
-record (and writes ``DIR/results.csv``); ``write_report(DIR, reports_root)`` renders the
-spec's plots into ``<reports_root>/<name>/`` with one paragraph per figure, computed from
-the same table (nothing in the text is hard-coded); ``write_index`` links every report.
+record (reading only: the sweep directory may be read-only); ``write_report(DIR,
+reports_root)`` renders the spec's plots into ``<reports_root>/<name>/`` with one
+paragraph per figure and ``results.csv``, computed from the same table (nothing in the
+text is hard-coded); ``write_index`` links every report.
 
 Only finished (``ok``) runs enter means and rates; diverged runs are counted and named.
 Output never leaves ``reports_root``: the report folder is the spec name, which must
@@ -21,8 +22,8 @@ import pandas as pd
 
 from identlab.core import seeding
 from identlab.core.fmt import fmt, mean_std
-from identlab.core.io import NAME_RE, ensure_writable_dir, read_json, write_bytes_atomic
-from identlab.core.schema import ConfigError, value_label
+from identlab.core.io import NAME_RE, UsageError, ensure_writable_dir, read_json, write_bytes_atomic
+from identlab.core.schema import ConfigError, short, value_label
 from identlab.measure.stats import (
     TABLE_METRICS,
     VERDICT_MARKS,
@@ -161,12 +162,18 @@ def _sweep_records(sweep_dir: Path) -> list[dict]:
     planned = spec.get("planned")
     if planned is not None:
         keep = set(planned)
-        return [r for r in recs if r.get("hash") in keep]
+        cells = spec.get("cells") or {}
+        # a record reused by a resume with a changed spec carries the old spec's cell:
+        # its cell comes from the current spec, by hash
+        return [{**r, "sweep": cells[r["hash"]]} if r["hash"] in cells else r
+                for r in recs if r.get("hash") in keep]
     return [r for r in recs if (r.get("sweep") or {}).get("name") == spec.get("name")]
 
 
 def load_records(sweep_dir: str | Path) -> pd.DataFrame:
-    """One row per record of the sweep in ``sweep_dir``; also writes ``results.csv`` there.
+    """One row per record of the sweep in ``sweep_dir`` (read only: the sweep directory
+    may be read-only or archived; :func:`write_report` writes ``results.csv`` next to the
+    report).
 
     Columns: ``hash, seed, status, diverged_at, theorem_applies, cell_index``,
     ``flag.<name>``, ``cell.<axis>`` (labels), ``<axis>`` (raw values; mappings and lists
@@ -175,10 +182,7 @@ def load_records(sweep_dir: str | Path) -> pd.DataFrame:
     ``wall_s``, ``train_s``, ``steps_per_s``, ``group_size``, ``device``, ``reasons``,
     ``has_sample``.
     """
-    sweep_dir = Path(sweep_dir)
-    df = records_frame(_sweep_records(sweep_dir))
-    _write_text(sweep_dir / "results.csv", df.to_csv(index=False))
-    return df
+    return records_frame(_sweep_records(Path(sweep_dir)))
 
 
 # ------------------------------------------------------------------ safe output paths
@@ -668,30 +672,64 @@ def _provenance(records: list[dict], spec: dict, sweep_dir: Path) -> str:
 
 
 def _read_spec(sweep_dir: Path) -> dict:
+    """``spec.json`` of a sweep directory, checked as far as the report reads it: a name,
+    a grid mapping and plots that :mod:`identlab.sweep.spec` would accept (a hand-edited
+    file is one line, not a traceback)."""
+    from identlab.sweep.spec import check_plot
+
     spec = read_json(sweep_dir / "spec.json")
+    where = short(str(sweep_dir / "spec.json"), 120)
     if not isinstance(spec, dict):
-        raise ConfigError("dir", f"{str(sweep_dir)!r} is not a sweep directory (no readable "
-                          "spec.json)")
+        raise ConfigError("dir", f"{short(str(sweep_dir), 120)} is not a sweep directory "
+                          "(no readable spec.json)")
+    grid = spec.get("grid")
+    if not isinstance(grid, dict):
+        raise ConfigError("spec.grid", f"in {where}: must be a mapping of dotted key -> list")
+    plots = spec.get("plots") or []
+    if not isinstance(plots, list):
+        raise ConfigError("spec.plots", f"in {where}: must be a list of plot mappings")
+    for i, p in enumerate(plots):
+        if isinstance(p, dict):
+            p = {k: v for k, v in p.items() if v is not None}  # PlotSpec's unset fields
+        try:
+            check_plot(p, i, grid)
+        except ConfigError as e:
+            raise ConfigError(e.field, f"{e.message} (in {where})") from None
+    for key in ("planned",):
+        if spec.get(key) is not None and not isinstance(spec[key], list):
+            raise ConfigError(f"spec.{key}", f"in {where}: must be a list of record hashes")
+    cells = spec.get("cells")
+    if cells is not None and not (isinstance(cells, dict)
+                                  and all(isinstance(c, dict) for c in cells.values())):
+        raise ConfigError("spec.cells", f"in {where}: must map record hashes to cells")
+    for key, typ in (("description", str), ("base", dict), ("preset", str)):
+        if spec.get(key) is not None and not isinstance(spec[key], typ):
+            raise ConfigError(f"spec.{key}", f"in {where}: should be a {typ.__name__}")
     return spec
 
 
 def write_report(sweep_dir: str | Path, reports_root: str | Path = "reports") -> Path:
     """Write ``<reports_root>/<name>/README.md`` with figures (PNG + SVG), a paragraph per
     figure computed from the records, a cell table, run counts and provenance; also
-    ``results.csv`` (in the sweep directory and next to the README). Returns the README."""
+    ``results.csv`` next to the README. Reads the sweep directory only. Returns the
+    README."""
     sweep_dir = Path(sweep_dir)
     spec = _read_spec(sweep_dir)
     out = report_dir(reports_root, spec_report_name(spec))
     ensure_writable_dir(out, "--reports")  # one line (exit 2) where it cannot be made
     records = _sweep_records(sweep_dir)
-    df = load_records(sweep_dir)
+    df = records_frame(records)
     grid = spec.get("grid") or {}
     samples = {r["hash"]: r["sample"] for r in records if r.get("sample")}
-    _write_text(out / "results.csv", df.to_csv(index=False))
-    figures = _figures(spec, df, grid, samples, out)
-    _remove_stale(out, {f for f, *_ in figures})
-    text = _readme(spec, df, records, figures, grid, sweep_dir)
-    _write_text(out / "README.md", text)
+    try:  # every file is written whole (temp + rename) or not at all
+        _write_text(out / "results.csv", df.to_csv(index=False))
+        figures = _figures(spec, df, grid, samples, out)
+        _remove_stale(out, {f for f, *_ in figures})
+        text = _readme(spec, df, records, figures, grid, sweep_dir)
+        _write_text(out / "README.md", text)
+    except OSError as e:
+        raise UsageError(f"--reports {short(str(out), 120)}: cannot write the report "
+                         f"({e.strerror or e}); free space and rerun identlab report") from None
     return out / "README.md"
 
 

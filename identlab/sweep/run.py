@@ -9,10 +9,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from identlab.config import config_hash
-from identlab.core.io import read_json, write_json_atomic
-from identlab.core.schema import ConfigError
+from identlab.core.io import ensure_writable_dir, read_json, write_json_atomic
+from identlab.core.schema import ConfigError, short
 from identlab.sweep.spec import SweepSpec, plan
-from identlab.sweep.store import Store
+from identlab.sweep.store import Store, StoreError
 
 __all__ = ["run_sweep", "prepare_dir", "check_options", "DEFAULT_SWEEPS", "sweeps_dir"]
 
@@ -31,21 +31,35 @@ def check_options(*, executor: str = "local", device: str = "auto",
     resolve_device(device)
 
 
-def prepare_dir(spec: SweepSpec, out: Path, resume: bool, planned: list[str],
-                store: Store | None = None) -> Store:
-    """Create or reopen ``out``; refuse a directory holding another spec's records.
-    ``planned`` (the config hashes of the plan) goes into spec.json for the report.
-    Call it holding the store's lock (:func:`run_sweep` does)."""
-    out.mkdir(parents=True, exist_ok=True)
-    spec_path = out / "spec.json"
-    old = read_json(spec_path)
-    store = Store(out) if store is None else store
+def check_same_spec(spec: SweepSpec, out: Path, resume: bool, store: Store) -> None:
+    """Refuse a directory holding another spec's records unless ``resume``; nothing in it
+    is touched first (no quarantine, no spec.json)."""
+    old = read_json(out / "spec.json")
     if old is not None and old.get("digest") != spec.digest() and not resume:
         n = len(store.keys())
-        raise ConfigError("--out", f"{str(out)!r} holds {n} records of a different spec "
-                          f"({old.get('name')!r}); pass --resume to add to it or choose "
-                          "a new --out")
-    write_json_atomic(spec_path, {**spec.to_json(), "planned": sorted(planned)})
+        name = old.get("name") if isinstance(old, dict) else None
+        raise ConfigError("--out", f"{short(str(out), 120)} holds {n} records of a "
+                          f"different spec ({short(name)}); pass --resume to add to it "
+                          "or choose a new --out")
+
+
+def prepare_dir(spec: SweepSpec, out: Path, resume: bool, planned: list[str],
+                store: Store | None = None, cells: dict | None = None) -> Store:
+    """Create or reopen ``out``; refuse a directory holding another spec's records.
+    ``planned`` (the config hashes of the plan) and ``cells`` (hash -> the current spec's
+    cell metadata, which the report uses instead of what a reused record carries) go into
+    spec.json. Call it holding the store's lock (:func:`run_sweep` does)."""
+    store = Store(out) if store is None else store
+    check_same_spec(spec, out, resume, store)
+    data = {**spec.to_json(), "planned": sorted(planned)}
+    if cells is not None:
+        data["cells"] = cells
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "spec.json", data)
+    except OSError as e:
+        raise StoreError("--out", f"{short(str(out), 120)}: cannot write spec.json "
+                         f"({e.strerror or e}); free space and rerun") from None
     return store
 
 
@@ -64,14 +78,21 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
 
     check_options(executor=executor, device=device, max_members=max_members,
                   workers=workers)
+    from identlab.world.pixels import check_frame_cache
+
     out = Path(out)
     todo = plan(spec)
     hashes = [config_hash(c) for c, _ in todo]
     store = Store(out)
+    store.check_layout()
+    check_frame_cache([c for c, _ in todo])
+    ensure_writable_dir(out, "--out")  # takes data: a full disk is found before training
     t0 = time.perf_counter()
     with store.lock():
+        check_same_spec(spec, out, resume, store)  # before anything is moved or written
         moved = store.quarantine()
-        prepare_dir(spec, out, resume, hashes, store)
+        prepare_dir(spec, out, resume, hashes, store,
+                    cells={h: m for h, (_, m) in zip(hashes, todo)})
         done = store.keys()
         pending = [(c, m) for (c, m), h in zip(todo, hashes) if h not in done]
         bar = tqdm(total=len(todo), initial=len(todo) - len(pending),
@@ -85,7 +106,11 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
         bar.close()
         summary = _summary(spec, store, hashes, len(todo) - len(pending), written, moved)
         summary["wall_s"] = round(time.perf_counter() - t0, 1)
-        write_json_atomic(out / "summary.json", summary)
+        try:
+            write_json_atomic(out / "summary.json", summary)
+        except OSError as e:
+            raise StoreError("--out", f"{short(str(out), 120)}: every record is written, "
+                             f"but summary.json is not ({e.strerror or e})") from None
     return summary
 
 

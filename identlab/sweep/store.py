@@ -8,8 +8,9 @@ Layout of a sweep directory::
 A record is written to a temp file in the same directory, fsync'ed, then renamed, so a
 kill at any moment leaves either the old state or the complete new file.
 
-A record counts as done only if it parses, its ``hash`` field equals its file name and
-its ``config`` hashes to that name (:func:`record_problem`). Anything else in
+A record counts as done only if it parses, its ``hash`` field equals its file name, its
+``config`` hashes to that name and every section of its body has the record layout
+(:func:`record_problem`, :func:`identlab.record.record_body_problem`). Anything else in
 ``records/`` (truncated, garbage, a foreign writer's file) is moved to
 ``records/quarantine/`` (kept for inspection, never read again), reported by
 :meth:`Store.quarantine`, and its run is redone.
@@ -34,7 +35,8 @@ import os
 from pathlib import Path
 
 from identlab.core.io import read_json, write_bytes_atomic, write_json_atomic
-from identlab.core.schema import ConfigError
+from identlab.core.schema import ConfigError, short
+from identlab.record import record_body_problem
 
 __all__ = ["Store", "StoreError", "config_digest", "record_problem"]
 
@@ -67,9 +69,7 @@ def record_problem(rec, key: str) -> str | None:
         return "it has no config mapping"
     if config_digest(config) != key:
         return "its config does not hash to its file name"
-    if rec.get("status", "ok") not in ("ok", "diverged"):
-        return f"unknown status {rec.get('status')!r}"
-    return None
+    return record_body_problem(rec)
 
 
 class Store:
@@ -81,6 +81,31 @@ class Store:
         self._spec: bytes | None = None
         self.recreated = 0  # times the directory vanished and was recreated
         self._held = 0  # depth of :meth:`lock` calls holding the lock
+
+    def check_layout(self) -> None:
+        """Refuse, with one line naming the path, a directory whose parts are not what the
+        store writes: ``spec.json``, ``summary.json`` and ``.lock`` must be files,
+        ``records/`` and ``records/quarantine/`` folders; ``records/`` must not hold
+        another sweep (a ``spec.json``), and the directory must not lie inside another
+        sweep's ``records/`` (the outer sweep would set its files aside)."""
+        def refuse(path: Path, what: str) -> None:
+            raise StoreError("--out", f"{short(str(path), 120)} {what}; move it away or "
+                             "choose another --out")
+
+        if self.root.exists() and not self.root.is_dir():
+            refuse(self.root, "is not a folder")
+        for name in ("spec.json", "summary.json", ".lock"):
+            p = self.root / name
+            if p.is_symlink() or (p.exists() and not p.is_file()):
+                refuse(p, "is not a plain file")
+        for d in (self.dir, self.dir / QUARANTINE):
+            if d.exists() and not d.is_dir():
+                refuse(d, "is not a folder")
+        if (self.dir / "spec.json").exists():
+            refuse(self.dir, "holds another sweep (its spec.json)")
+        for parent in self.root.absolute().parents:
+            if parent.name == "records" and (parent.parent / "spec.json").is_file():
+                refuse(self.root, f"lies inside the records of the sweep in {parent.parent}")
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
@@ -133,11 +158,11 @@ class Store:
         """Write one record atomically. An untrusted file in its place is moved aside
         first; a vanished directory is recreated with its spec (see :meth:`keep_spec`).
         A failed write raises :class:`StoreError`, leaving every other record intact."""
-        self.ensure_dir()
         p = self.path(record["hash"])
-        if p.exists() and record_problem(read_json(p), p.stem) is not None:
-            self._move_aside(p)
         try:
+            self.ensure_dir()
+            if p.exists() and record_problem(read_json(p), p.stem) is not None:
+                self._move_aside(p)
             write_json_atomic(p, record)
         except OSError as e:
             raise StoreError("--out", f"{str(self.root)!r}: cannot write a record "
@@ -187,9 +212,13 @@ class Store:
             finally:
                 self._held -= 1
             return
-        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError("--out", f"{short(str(path), 120)}: cannot take the write lock "
+                             f"({e.strerror or e})") from None
         try:
             try:  # a POSIX record lock: not inherited by forked workers, freed on exit
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -200,8 +229,12 @@ class Store:
                 raise StoreError("--out", f"{str(self.root)!r} is being written by another "
                                  f"sweep (pid {holder}); wait for it to finish or choose "
                                  "another --out") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            try:  # the holder's pid, for the message above (the lock itself needs no space)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+            except OSError as e:
+                raise StoreError("--out", f"{short(str(self.root), 120)}: cannot write "
+                                 f"({e.strerror or e}); free space and rerun") from None
             self._held = 1
             try:
                 yield self

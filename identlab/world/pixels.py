@@ -168,6 +168,35 @@ def cache_root() -> Path:
     return Path(base) / "identlab" / "frames"
 
 
+CACHE_OPTION = "IDENTLAB_FRAME_CACHE"
+
+
+def check_frame_cache(cfgs) -> None:
+    """Prove the frame cache takes data when any of ``cfgs`` (run configs) renders its
+    observations, before any output folder exists or any training starts: a read-only
+    cache, or a file where the cache folder should be, is one line naming
+    ``IDENTLAB_FRAME_CACHE``."""
+    from identlab.core.io import UsageError, ensure_writable_dir
+    from identlab.core.registry import MIXERS
+
+    if not any(MIXERS.get(c.world.mixer.kind).rendered for c in cfgs):
+        return
+    root = cache_root()
+    try:
+        ensure_writable_dir(root, f"the frame cache (${CACHE_OPTION})")
+    except UsageError as e:
+        raise ConfigError(CACHE_OPTION, f"{e}; set {CACHE_OPTION} to a writable "
+                          "folder") from None
+
+
+def _cache_error(path, e: OSError) -> ConfigError:
+    from identlab.core.schema import short
+
+    return ConfigError(CACHE_OPTION, f"cannot write {short(str(path), 120)} "
+                       f"({e.strerror or e}); free space, remove it, or set {CACHE_OPTION} "
+                       "to a writable folder")
+
+
 def _renderer_version() -> str:
     out = []
     for pkg in ("mujoco", "dm-control"):
@@ -306,10 +335,15 @@ def ensure_frames(sets: list[FrameSet], *, workers: int | None = None,
     tasks = []
     unique = {s.key: s for s in sets}  # members that share a world and seed share frames
     for s in unique.values():
-        s.dir.mkdir(parents=True, exist_ok=True)
-        if not (s.dir / "meta.json").is_file():
-            write_json_atomic(s.dir / "meta.json", s.meta)
+        try:
+            s.dir.mkdir(parents=True, exist_ok=True)
+            if not (s.dir / "meta.json").is_file():
+                write_json_atomic(s.dir / "meta.json", s.meta)
+        except OSError as e:
+            raise _cache_error(s.dir, e) from None
         for i in s.missing():
+            if s.path(i).is_dir():  # a folder where a shard goes: never delete it
+                raise _cache_error(s.path(i), IsADirectoryError(21, "Is a directory"))
             tasks.append((str(s.path(i)), s.theta[s.rows(i)], s.size, s.target))
     total = sum(len(t[1]) for t in tasks)
     if not tasks:
@@ -320,26 +354,33 @@ def ensure_frames(sets: list[FrameSet], *, workers: int | None = None,
                leave=False, dynamic_ncols=True, mininterval=0.5)
     t0 = time.perf_counter()
     try:
-        if workers <= 1:
-            r = _Renderer()
-            try:
-                for path, theta, size, target in tasks:
-                    write_shard(Path(path), r.render(theta, size, target), theta)
-                    bar.update(len(theta))
-            finally:
-                r.close()
-        else:
-            ctx = mp.get_context("spawn")  # no GL or torch state crosses a fork
-            pool = ctx.Pool(workers, initializer=_worker_init)
-            try:
-                for n, err in pool.imap_unordered(_render_task, tasks):
-                    if err is not None:
-                        raise ConfigError("", err)
-                    bar.update(n)
-                pool.close()
-            finally:
-                pool.terminate()
-                pool.join()
+        _render_tasks(tasks, workers, bar)
+    except OSError as e:
+        raise _cache_error(getattr(e, "filename", None) or cache_root(), e) from None
     finally:
         bar.close()
     return {"rendered": total, "render_s": time.perf_counter() - t0, "workers": workers}
+
+
+def _render_tasks(tasks: list, workers: int, bar) -> None:
+    """Render and write every task's shard, in this process or ``workers`` processes."""
+    if workers <= 1:
+        r = _Renderer()
+        try:
+            for path, theta, size, target in tasks:
+                write_shard(Path(path), r.render(theta, size, target), theta)
+                bar.update(len(theta))
+        finally:
+            r.close()
+    else:
+        ctx = mp.get_context("spawn")  # no GL or torch state crosses a fork
+        pool = ctx.Pool(workers, initializer=_worker_init)
+        try:
+            for n, err in pool.imap_unordered(_render_task, tasks):
+                if err is not None:
+                    raise ConfigError("", err)
+                bar.update(n)
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
