@@ -236,24 +236,25 @@ class Trained:
 
 
 def train_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
-                progress: bool = True, desc: str = "train") -> Trained:
-    """Train configs sharing one signature as a single batched program."""
+                progress: bool = True, desc: str = "train", on_log=None) -> Trained:
+    """Train configs sharing one signature as a single batched program. ``on_log(step,
+    losses)``: called at every logged step with one loss per member (see ``train``)."""
     if len({signature(c) for c in cfgs}) != 1:
         raise ValueError("run_group needs configs with one shape signature")
     dev = resolve_device(device)
     started = time.perf_counter()
     prog = build_program(cfgs, dev, progress)
     res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=progress,
-                desc=desc, on_step=prog.on_step(), probe=prog.probe())
+                desc=desc, on_step=prog.on_step(), probe=prog.probe(), on_log=on_log)
     if cfgs[0].train.steps in cfgs[0].eval.at_steps:  # after the last update
         prog.record_trajectory(cfgs[0].train.steps, res.params)
     return Trained(list(cfgs), prog, res, dev, started)
 
 
 def run_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
-              progress: bool = True, desc: str = "train") -> list[dict]:
+              progress: bool = True, desc: str = "train", on_log=None) -> list[dict]:
     """Train and evaluate configs sharing one signature; one record per member."""
-    trained = train_group(cfgs, device=device, progress=progress, desc=desc)
+    trained = train_group(cfgs, device=device, progress=progress, desc=desc, on_log=on_log)
     prov = provenance(trained.device)
     return [trained.record(k, prov) for k in range(len(cfgs))]
 

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
+from identlab.core.progress import tqdm
 from identlab.core.schema import ConfigError, interval, param
 
 __all__ = ["Hyper", "LrDrop", "TrainResult", "lr_factor", "train", "resolve_device",
@@ -107,6 +107,8 @@ def lr_factor(step: int, steps: int, warmup: int, decay_start: float,
 
 @dataclass
 class TrainResult:
+    """What training a group returns: stacked weights, divergence, losses and timings."""
+
     params: Params
     diverged: torch.Tensor                 # (K,) bool
     diverged_at: list[int | None]          # first non-finite step per member
@@ -203,11 +205,14 @@ def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
           batches: Callable[[int], object], hyper: Hyper, *, log_every: int = 50,
           progress: bool = True, desc: str = "train",
           on_step: Callable[[int], None] | None = None,
-          probe: Callable[[int, Params], None] | None = None) -> TrainResult:
+          probe: Callable[[int, Params], None] | None = None,
+          on_log: Callable[[int, list[float | None]], None] | None = None) -> TrainResult:
     """Run ``hyper.steps`` AdamW steps on all members at once. ``on_step(step)`` runs
     before each step's loss (e.g. to set scheduled loss coefficients); ``probe(step,
     params)`` too, with the live stacked parameters after ``step`` updates, under
-    ``torch.no_grad`` (to measure, never to modify them)."""
+    ``torch.no_grad`` (to measure, never to modify them). ``on_log(steps_done, losses)``
+    runs at every logged step with each member's window mean (the value its history
+    gets; None once it diverged), e.g. to stream loss curves to a tracker."""
     opt = _FlatAdamW(params, hyper)
     params = opt.views
     k_members = opt.k
@@ -247,6 +252,9 @@ def train(params: Params, loss_fn: Callable[[Params, object], torch.Tensor],
             if (step + 1) % log_every == 0 or step + 1 == hyper.steps:
                 mean = window / n_window
                 history.append(torch.where(alive, mean, torch.full_like(mean, float("nan"))))
+                if on_log is not None:
+                    on_log(step + 1, [None if math.isnan(x) else x
+                                      for x in history[-1].tolist()])
                 if progress:
                     alive_mean = mean[alive].mean().item() if bool(alive.any()) else float("nan")
                     bar.set_postfix(loss=f"{alive_mean:.4g}",

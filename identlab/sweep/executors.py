@@ -128,29 +128,44 @@ def exclusive(fn: Callable) -> Callable:
 
 
 def run_chunk(items: list[tuple[dict, dict]], root: str, device: str = "auto",
-              progress: bool = False, threads: int | None = None) -> int:
+              progress: bool = False, threads: int | None = None,
+              trackers: list[dict] | None = None) -> int:
     """Train one chunk (plain-data configs, so it pickles) and store its records; returns
     how many it wrote. In a worker process nothing more is written once the sweep
-    process has stopped or died (:func:`_may_write`, checked before every record)."""
+    process has stopped or died (:func:`_may_write`, checked before every record).
+    ``trackers``: checked tracker specs (:mod:`identlab.track`), built here, in the
+    process that writes the records; each sees the chunk's logged losses and records."""
     import torch
 
-    from identlab.config import RunConfig, build
+    from identlab import track
+    from identlab.config import RunConfig, build, config_hash
     from identlab.learn.program import run_group
 
     if threads:
         torch.set_num_threads(threads)
     cfgs = [build(RunConfig, c) for c, _ in items]
-    records = run_group(cfgs, device=device, progress=progress,
-                        desc=f"train K={len(cfgs)}")
-    store = Store(root)
-    written = 0
-    for rec, (_, meta) in zip(records, items):
-        if not _may_write():
-            break
-        rec["sweep"] = meta
-        store.put(rec)
-        written += 1
-    return written
+    tracker = track.build(trackers)
+    try:
+        if tracker is not None:
+            for k, (cfg, (_, meta)) in enumerate(zip(cfgs, items)):
+                tracker.on_start(k, config_hash(cfg), to_dict(cfg), meta)
+        records = run_group(cfgs, device=device, progress=progress,
+                            desc=f"train K={len(cfgs)}",
+                            on_log=None if tracker is None else tracker.on_log)
+        store = Store(root)
+        written = 0
+        for rec, (_, meta) in zip(records, items):
+            if not _may_write():
+                break
+            rec["sweep"] = meta
+            store.put(rec)
+            written += 1
+            if tracker is not None:
+                tracker.on_record(rec)
+        return written
+    finally:
+        if tracker is not None:
+            tracker.close()
 
 
 def _as_items(chunk: Pending) -> list[tuple[dict, dict]]:
@@ -159,10 +174,11 @@ def _as_items(chunk: Pending) -> list[tuple[dict, dict]]:
 
 @exclusive
 def run_local(pending: Pending, store: Store, *, device, bar, max_members, progress,
-              **_) -> int:
+              trackers=None, **_) -> int:
     written = 0
     for chunk in chunks(pending, device, max_members):
-        n = run_chunk(_as_items(chunk), str(store.root), device, progress)
+        n = run_chunk(_as_items(chunk), str(store.root), device, progress,
+                      trackers=trackers)
         written += n
         bar.update(n)
         store.ensure_dir()
@@ -230,14 +246,14 @@ def _worker_chunk(*args) -> int:
 
 
 def run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
-                **_) -> int:
+                trackers=None, **_) -> int:
     """Chunks in up to ``workers`` local processes (no more than there are chunks; one
     torch thread each by default). On an error, Ctrl-C or SIGTERM no further chunk
     starts; on Ctrl-C the running ones are interrupted too (SIGINT to the workers), on
     SIGTERM the workers are terminated (SIGTERM, which kills a worker at once)."""
     check_workers(workers)
     return _run_process(pending, store, device=device, bar=bar, max_members=max_members,
-                 workers=workers)
+                 workers=workers, trackers=trackers)
 
 
 def pool_size(workers: int, n_chunks: int) -> int:
@@ -280,7 +296,7 @@ def _signal_children(sig: int) -> None:
 
 @exclusive
 def _run_process(pending: Pending, store: Store, *, device, bar, max_members, workers,
-                 **_) -> int:
+                 trackers=None, **_) -> int:
     todo = chunks(pending, device, max_members)
     n = pool_size(workers, len(todo))
     threads = max(1, (os.cpu_count() or 1) // n)
@@ -294,7 +310,7 @@ def _run_process(pending: Pending, store: Store, *, device, bar, max_members, wo
     try:
         with _sigterm_blocked():  # the first submit forks the workers
             futs = {pool.submit(_worker_chunk, _as_items(c), str(store.root), device,
-                                False, threads) for c in todo}
+                                False, threads, trackers) for c in todo}
         while futs:
             done, futs = wait(futs, return_when=FIRST_COMPLETED)
             for f in done:
@@ -315,7 +331,7 @@ def _run_process(pending: Pending, store: Store, *, device, bar, max_members, wo
 
 @exclusive
 def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm,
-              **_) -> int:
+              trackers=None, **_) -> int:
     """A submitit job array, one job per chunk. ``slurm['cluster']='local'`` runs the
     same path with submitit's local executor (used by the tests). Ctrl-C cancels every
     job of the array; local job controllers write to ``slurm/controllers.log``, never to
@@ -337,8 +353,9 @@ def run_slurm(pending: Pending, store: Store, *, device, bar, max_members, slurm
     local = ex.cluster in ("local", "debug")
     quiet = _children_write_to(folder / "controllers.log") if local else contextlib.nullcontext()
     with quiet:
+        same = [[str(store.root)], [device], [False], [None], [trackers]]  # every job
         jobs = ex.map_array(run_chunk, [_as_items(c) for c in todo],
-                            [str(store.root)] * len(todo), [device] * len(todo))
+                            *[arg * len(todo) for arg in same])
     written = 0
     try:
         for job in jobs:

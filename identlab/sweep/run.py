@@ -6,10 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from identlab.config import config_hash
 from identlab.core.io import ensure_writable_dir, read_json, write_json_atomic
+from identlab.core.progress import tqdm
 from identlab.core.schema import ConfigError, short
 from identlab.sweep.spec import SweepSpec, plan
 from identlab.sweep.store import Store, StoreError
@@ -66,8 +65,11 @@ def prepare_dir(spec: SweepSpec, out: Path, resume: bool, planned: list[str],
 def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
               resume: bool = False, device: str = "auto", progress: bool = True,
               max_members: int | None = None, workers: int = 2,
-              slurm: dict | None = None) -> dict:
+              slurm: dict | None = None, trackers: list[dict] | None = None) -> dict:
     """Run every unfinished (cell, seed) of ``spec`` into ``out``; return a summary.
+
+    ``trackers``: tracker specs, e.g. ``[{"kind": "tensorboard", "dir": "runs/tb"}]``
+    (:mod:`identlab.track`), fed every logged loss and every record this run writes.
 
     Options are checked before anything is written. Under the store's lock (taken before
     spec.json is written): untrusted records are set aside (``quarantined`` in the
@@ -78,7 +80,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
 
     check_options(executor=executor, device=device, max_members=max_members,
                   workers=workers)
+    from identlab.track import check_specs
     from identlab.world.pixels import check_frame_cache
+
+    trackers = check_specs(trackers)
 
     out = Path(out)
     todo = plan(spec)
@@ -102,7 +107,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
         if pending:
             written = EXECUTORS[executor](
                 pending, store, device=device, bar=bar, max_members=max_members,
-                workers=workers, slurm=slurm or {}, progress=progress) or 0
+                workers=workers, slurm=slurm or {}, progress=progress,
+                trackers=trackers) or 0
         bar.close()
         summary = _summary(spec, store, hashes, len(todo) - len(pending), written, moved)
         summary["wall_s"] = round(time.perf_counter() - t0, 1)
