@@ -155,8 +155,9 @@ def test_heatmap_shows_verdict_marks_and_legend():
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any("✗ 2/2" in t for t in texts) and any("† 1/1" in t for t in texts)
     legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
-    assert {f"{m} " for m in VERDICT_MARKS.values()} <= {t[:len(m) + 1] for t in legend
-                                                        for m in VERDICT_MARKS.values()}
+    # the legend names the classes drawn, and only those
+    assert {t for t in legend if t[:1] in "".join(VERDICT_MARKS.values())} == \
+        {"✗ non-rotation optimum", "† diverged"}
 
 
 # ------------------------------------------------------------------ sweeps

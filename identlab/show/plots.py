@@ -47,10 +47,12 @@ from identlab.measure.stats import (
     trajectory_stats,
     verdict_mark,
 )
-from identlab.measure.thresholds import BOUND_MARK_R2
+from identlab.measure.thresholds import BOUND_MARK_R2, RECOVERED_R2
+from identlab.show.labels import label, level_title
 
 __all__ = ["heatmap", "line", "trajectory", "scatter", "bound", "versus", "save", "is_unit_metric",
-           "scatter_cells", "message_figure", "short_axis", "DPI"]
+           "scatter_cells", "message_figure", "short_axis", "DPI", "text_overlaps",
+           "describe_overlaps", "threshold_label", "OverlapWarning"]
 
 DPI = 120
 UNIT_RE = re.compile(r"^(nl_)?(r2|cca|mcc)|_rate$|^bound_holds$")
@@ -66,6 +68,14 @@ def is_unit_metric(metric: str) -> bool:
 def short_axis(axis: str) -> str:
     """``learner.objective.lam`` -> ``lam``; ``world.dynamics.rho[0]`` -> ``rho[0]``."""
     return axis.rsplit(".", 1)[-1]
+
+
+def threshold_label(metric: str, threshold: float) -> str:
+    """What a plot's threshold means: ``recovered ≥ 0.95`` for an R² at the recovery cut
+    (:data:`RECOVERED_R2`), else ``label ≥ value``."""
+    if re.match(r"^(traj_)?(nl_)?r2_hz", metric) and math.isclose(threshold, RECOVERED_R2):
+        return f"recovered ≥ {fmt(threshold)}"
+    return f"{label(metric)} ≥ {fmt(threshold)}"
 
 
 def _rotate_if_long(ax, labels: Sequence[str]) -> None:
@@ -87,6 +97,39 @@ def _facets(df: pd.DataFrame, facet: str | None, grid: dict) -> list[tuple[str |
         return [(None, df)]
     lev = level_of(df, facet, grid)
     return [(lab, df[lev == lab]) for lab in axis_levels(df, facet, grid)]
+
+
+def _laid_out(fig: Figure) -> Figure:
+    """``fig`` after one layout pass. Constrained layout sizes margins from the tick
+    labels of the previous draw; a pass now (no rendering) means the first real draw
+    already has the tick labels' sizes and needs no second pass to stop titles of one
+    row meeting the labels of the row above. Level names on an x axis that run into
+    each other are slanted, then the layout is redone."""
+    fig.draw_without_rendering()
+    renderer = fig._get_renderer()
+    slanted = False
+    for ax in fig.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+        if not _fixed_ticks(ax.xaxis) or labels and labels[0].get_rotation():
+            continue
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        gap = 0.4 * labels[0].get_fontsize() * fig.dpi / 72 if labels else 0.0
+        if any(a.x1 + gap > b.x0 for a, b in zip(boxes, boxes[1:])):  # touching or closer
+            for t in labels:
+                t.set_rotation(30)
+                t.set_horizontalalignment("right")
+            slanted = True
+    if slanted:
+        fig.draw_without_rendering()
+    return fig
+
+
+def _fixed_ticks(axis) -> bool:
+    """Whether the axis shows level names placed by the plot (a fixed locator), not
+    numbers chosen by matplotlib's locator."""
+    from matplotlib.ticker import FixedLocator
+
+    return isinstance(axis.get_major_locator(), FixedLocator)
 
 
 def message_figure(fig: Figure, msg: str) -> Figure:
@@ -115,35 +158,57 @@ def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
     stats = [cell_stats(sub, metric, [x, y], grid) for _, sub in panels]
     vmin, vmax = _colour_range(metric, stats)
     npan = len(panels)
-    marks_of = [_verdict_marks(sub, grid, x, y) for _, sub in panels]
+    # verdict marks only where the figure's records carry attribution verdicts (an
+    # objective without SIGReg has none; a diverged run alone is not a verdict)
+    with_verdicts = _has_verdicts(df)
+    marks_of = [_verdict_marks(sub, grid, x, y) if with_verdicts else {} for _, sub in panels]
     w = max(3.6, 0.95 * len(xl) + 1.8)
     h = max(3.0, 0.62 * len(yl) + 1.9)
-    # the legend (verdict marks, overlays) sits right of the panels, in its own column
-    legend_w = 3.4 if overlay or any(marks_of) else 0.0
-    fig = Figure(figsize=(w * npan + 1.2 + legend_w, max(h, 3.4 if legend_w else h)),
-                 layout="constrained")
+    n_legend = len(_verdict_legend({v for m in marks_of for v, _ in m.values()})) + bool(
+        overlay)
+    ncol = 2 if npan == 1 else 3
+    h += 0.2 * math.ceil(n_legend / ncol)  # the legend rows below the panels
+    fig = Figure(figsize=(w * npan + 1.8, h), layout="constrained")
     axes = fig.subplots(1, npan, squeeze=False)[0]
     norm = Normalize(vmin, vmax)
-    im, handles = None, {}
+    im, handles, drawn = None, {}, set()
     for ax, (flab, sub), st, marks in zip(axes, panels, stats, marks_of):
-        im = _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold, marks)
-        if marks:
-            handles.update(_verdict_legend())
+        im = _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold,
+                         {k: m for k, (_, m) in marks.items()})
+        drawn.update(v for v, _ in marks.values())
         if overlay == "theorem":
             handles.update(_overlay_theorem(ax, sub, grid, x, y, xl, yl))
         elif overlay == "rho_sq":
             handles.update(_overlay_rho_sq(ax, df, grid, x, y))
-        ax.set_title(f"{short_axis(facet)} = {flab}" if facet else "", fontsize=10)
+        ax.set_title(level_title(facet, flab), fontsize=10)
+        if ax is not axes[0]:
+            ax.set_ylabel("")
+    handles.update(_verdict_legend(drawn))
     cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
-    cb.set_label(f"{metric} (mean)")
+    cb.set_label(f"{label(metric)} (mean)")
     if threshold is not None and vmin <= threshold <= vmax:  # bold cells reach this line
-        cb.ax.axhline(threshold, color="black", linewidth=1.2)
-    if handles:
-        fig.legend(handles=list(handles.values()), loc="outside right upper", fontsize=8,
-                   frameon=False)
-    head = title or f"{metric} over {short_axis(x)} × {short_axis(y)}"
+        _colourbar_threshold(cb, threshold, threshold_label(metric, threshold) + " (bold)")
+    if handles:  # below the panels, so it never meets the title
+        fig.legend(handles=list(handles.values()), loc="outside lower center", fontsize=8,
+                   frameon=False, ncol=min(len(handles), ncol))
+    head = title or f"{label(metric)} over {label(x)} × {label(y)}"
     fig.suptitle("\n".join(textwrap.wrap(head, int(45 * npan + 15))), fontsize=12)
-    return fig
+    return _laid_out(fig)
+
+
+def _has_verdicts(df: pd.DataFrame) -> bool:
+    """Whether any record carries an attribution verdict (DESIGN §7)."""
+    return "verdict" in df and bool(df["verdict"].isin(list(VERDICT_MARKS)).any())
+
+
+def _colourbar_threshold(cb, threshold: float, text: str) -> None:
+    """A line across the colour bar at ``threshold``, labelled on its left side."""
+    from matplotlib.transforms import blended_transform_factory
+
+    cb.ax.axhline(threshold, color="black", linewidth=1.4)
+    tr = blended_transform_factory(cb.ax.transAxes, cb.ax.transData)
+    cb.ax.text(-0.25, threshold, text + " →", transform=tr, ha="right", va="center",
+               fontsize=7.5)
 
 
 def _colour_range(metric: str, stats: list[pd.DataFrame]) -> tuple[float, float]:
@@ -158,16 +223,24 @@ def _colour_range(metric: str, stats: list[pd.DataFrame]) -> tuple[float, float]
 
 
 def _verdict_marks(sub: pd.DataFrame, grid: dict, x: str, y: str) -> dict:
-    """{(y label, x label): '✓ 3/3'} for the panel's cells with attribution verdicts."""
+    """{(y label, x label): (verdict, '✓ 3/3')} for the panel's cells with attribution
+    verdicts. A cell whose only 'verdicts' are diverged runs keeps the † mark only when
+    none of its runs finished: beside a finished run's mean it would read as the verdict
+    of that run (an objective without verdicts, e.g. whitening, with one diverged seed)."""
     cv = cell_verdicts(sub, [x, y], grid)
-    return {(r[y], r[x]): verdict_mark(r) for _, r in cv.iterrows()}
+    ok = ok_rows(sub)
+    finished = set(zip(level_of(ok, y, grid), level_of(ok, x, grid))) if len(ok) else set()
+    return {(r[y], r[x]): (r["verdict"], verdict_mark(r)) for _, r in cv.iterrows()
+            if r["n_diverged"] < r["n"] or (r[y], r[x]) not in finished}
 
 
-def _verdict_legend() -> dict:
-    """Legend entries (text only) for the verdict marks."""
+def _verdict_legend(drawn: set) -> dict:
+    """Legend entries (text only) for the verdict marks drawn; empty when none is."""
+    if not drawn:
+        return {}
     return {f"verdict {v}": Patch(facecolor="none", edgecolor="none",
                                   label=f"{m} {VERDICT_NAMES[v]}")
-            for v, m in VERDICT_MARKS.items()} | {
+            for v, m in VERDICT_MARKS.items() if v in drawn} | {
         "verdict note": Patch(facecolor="none", edgecolor="none",
                               label="(mark: majority verdict over seeds, k/n)")}
 
@@ -206,8 +279,8 @@ def _heat_panel(ax, sub, st, grid, xl, yl, x, y, norm, threshold, marks=None):
                     bbox={"boxstyle": "round,pad=0.15", "fc": face, "ec": "none", "alpha": 0.8})
     ax.set_xticks(range(len(xl)), xl)
     ax.set_yticks(range(len(yl)), yl)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(y))
     _rotate_if_long(ax, xl)
     return im
 
@@ -302,13 +375,15 @@ def line(df: pd.DataFrame, grid: dict, *, metric: str, x: str, group: str | None
             part = sub if glab is None else sub[level_of(sub, group, grid) == glab]
             _line_series(ax, part, metric, x, grid, pos, col, glab)
         _line_axes(ax, metric, x, xl, xnum, logx, threshold)
-        ax.set_title(f"{short_axis(facet)} = {flab}" if facet else "", fontsize=10)
+        ax.set_title(level_title(facet, flab), fontsize=10)
+        if ax is not axes[0]:
+            ax.set_ylabel("")
     if group or threshold is not None:
         axes[-1].legend(fontsize=8, loc="best", title_fontsize=8,
-                        title=short_axis(group) if group else None)
-    fig.suptitle("\n".join(textwrap.wrap(title or f"{metric} vs {short_axis(x)}", 70)),
+                        title=label(group) if group else None)
+    fig.suptitle("\n".join(textwrap.wrap(title or f"{label(metric)} vs {label(x)}", 70)),
                  fontsize=12)
-    return fig
+    return _laid_out(fig)
 
 
 # ------------------------------------------------------------------ trajectory
@@ -336,17 +411,16 @@ def trajectory(df: pd.DataFrame, grid: dict, *, metric: str, group: str | None =
             for glab, col in zip(groups, colours):
                 part = sub if glab is None else sub[level_of(sub, group, grid) == glab]
                 _trajectory_series(ax, part, metric, col, glab)
-            head = [f"{short_axis(facet)} = {flab}" if facet else "",
-                    f"{short_axis(y)} = {ylab}" if y else ""]
+            head = [level_title(facet, flab), level_title(y, ylab)]
             ax.set_title("\n".join(h for h in head if h), fontsize=9)
             ax.grid(alpha=0.3)
-            ax.set_xlabel("step" if i == len(rows) - 1 else "")
-            ax.set_ylabel(metric if j == 0 else "")
+            ax.set_xlabel("training step" if i == len(rows) - 1 else "")
+            ax.set_ylabel(label(metric) if j == 0 else "")
     if group:
-        axes[0][-1].legend(fontsize=7, loc="best", title=short_axis(group), title_fontsize=7)
-    fig.suptitle("\n".join(textwrap.wrap(title or f"{metric} along training", 80)),
+        axes[0][-1].legend(fontsize=7, loc="best", title=label(group), title_fontsize=7)
+    fig.suptitle("\n".join(textwrap.wrap(title or f"{label(metric)} along training", 80)),
                  fontsize=11)
-    return fig
+    return _laid_out(fig)
 
 
 def _trajectory_series(ax, part: pd.DataFrame, metric: str, colour, label) -> None:
@@ -392,12 +466,13 @@ def _line_axes(ax, metric, x, xl, xnum, logx, threshold) -> None:
         ax.set_xticks(range(len(xl)), xl)
         _rotate_if_long(ax, xl)
     if threshold is not None:
-        ax.axhline(threshold, color="grey", ls=":", lw=1, label=f"threshold {fmt(threshold)}")
+        ax.axhline(threshold, color="grey", ls=":", lw=1,
+                   label=threshold_label(metric, threshold))
     if is_unit_metric(metric):
         lo, hi = ax.get_ylim()
         ax.set_ylim(min(lo, 0.0), max(hi, 1.02))
-    ax.set_xlabel(x)
-    ax.set_ylabel(metric)
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(metric))
     ax.grid(alpha=0.3)
 
 
@@ -432,14 +507,14 @@ def scatter(df: pd.DataFrame, samples: dict[str, dict], grid: dict, *,
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
     for ax, (_, row) in zip(axes, chosen.iterrows()):
         _scatter_panel(ax, row, samples[row["hash"]], grid)
-    for ax in axes[n:]:
-        ax.axis("off")
+    for ax in axes[n:]:  # no empty panels
+        fig.delaxes(ax)
     fig.suptitle(title or "h vs z after orthogonal (Procrustes) alignment", fontsize=12)
-    return fig
+    return _laid_out(fig)
 
 
 def cell_text(row: pd.Series, grid: dict) -> str:
-    return ", ".join(f"{short_axis(a)}={row.get(f'cell.{a}', '?')}" for a in grid)
+    return ", ".join(f"{label(a)} = {row.get(f'cell.{a}', '?')}" for a in grid)
 
 
 def _scatter_panel(ax, row, sample, grid) -> None:
@@ -453,12 +528,13 @@ def _scatter_panel(ax, row, sample, grid) -> None:
     ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8, ls="--")
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xlabel("z_i (centred)")
-    ax.set_ylabel("(h Qᵀ)_i")
+    ax.set_box_aspect(1)  # equal limits in a square box: equal scales, laid out up front
+    ax.set_xlabel("zᵢ (centred)")
+    ax.set_ylabel("(h Qᵀ)ᵢ")
     r2 = row.get("r2_hz")
     head = f"{cell_text(row, grid)} (seed {int(row['seed'])})"
-    ax.set_title("\n".join(textwrap.wrap(head, 38)) + f"\nr2_hz = {fmt(r2)}", fontsize=8.5)
+    ax.set_title("\n".join(textwrap.wrap(head, 38)) + f"\n{label('r2_hz')} = {fmt(r2)}",
+                 fontsize=8.5)
     ax.legend(fontsize=7, loc="upper left", markerscale=2)
 
 
@@ -476,9 +552,9 @@ def frames(images: np.ndarray, z: np.ndarray, *, title: str | None = None) -> Fi
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title("z = (" + ", ".join(f"{v:.2f}" for v in z[r, c]) + ")", fontsize=7)
-        axes[r, 0].set_ylabel(f"x_t+{r}" if r else "x_t", fontsize=9)
+        axes[r, 0].set_ylabel(f"x(t+{r})" if r else "x(t)", fontsize=9)
     fig.suptitle(title or "example observations", fontsize=11)
-    return fig
+    return _laid_out(fig)
 
 
 def bound(df: pd.DataFrame, *, title: str | None = None) -> Figure:
@@ -511,14 +587,14 @@ def bound(df: pd.DataFrame, *, title: str | None = None) -> Figure:
                            edgecolor="black", lw=0.4, zorder=3)
     _log_axes(ax, lo, hi)
     ax.set_xlabel("bound  D + (ε + D)²  (bars: ±3 SE)")
-    ax.set_ylabel("measured error  (procrustes)")
+    ax.set_ylabel(f"measured error  ({label('procrustes')})")
     fig.legend(handles=_bound_legend(bad.any()), fontsize=8, loc="outside lower center",
                ncol=2, frameon=False)
     ax.grid(alpha=0.3, which="major")
     k, n = int(holds.sum()), len(holds)
     fig.suptitle(title or "Theorem 3: measured error vs bound", fontsize=12)
     ax.set_title(f"bound holds in {k}/{n} runs ({100 * k / n:.0f}%)", fontsize=10)
-    return fig
+    return _laid_out(fig)
 
 
 def _log_axes(ax, lo: float, hi: float) -> None:
@@ -542,7 +618,7 @@ def _bound_legend(any_bad: bool) -> list:
                Line2D([], [], marker="o", ls="", color="tab:red", label="bound violated")]
     if any_bad:
         handles.append(Line2D([], [], marker="X", ls="", color="0.4",
-                              label=f"r2_hz < {BOUND_MARK_R2}"))
+                              label=f"{label('r2_hz')} < {BOUND_MARK_R2}"))
     return handles
 
 
@@ -584,12 +660,110 @@ def versus(df: pd.DataFrame, grid: dict, *, metric: str, x: str, group: str | No
     if len(pos) and pos.max() / max(pos.min(), 1e-12) > 100:
         ax.set_yscale("symlog", linthresh=max(float(pos.quantile(0.05)), 1e-3))
     if threshold is not None:
-        ax.axvline(threshold, color="grey", ls=":", lw=1, label=f"{x} = {fmt(threshold)}")
-    ax.set_xlabel(x)
-    ax.set_ylabel(metric)
+        ax.axvline(threshold, color="grey", ls=":", lw=1,
+                   label=threshold_label(x, threshold))
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(metric))
     ax.grid(alpha=0.3)
     if group or threshold is not None:
-        ax.legend(fontsize=8, loc="best", title=short_axis(group) if group else None,
+        ax.legend(fontsize=8, loc="best", title=label(group) if group else None,
                   title_fontsize=8)
-    fig.suptitle("\n".join(textwrap.wrap(title or f"{metric} vs {x}", 70)), fontsize=12)
-    return fig
+    fig.suptitle("\n".join(textwrap.wrap(title or f"{label(metric)} vs {label(x)}", 70)),
+                 fontsize=12)
+    return _laid_out(fig)
+
+
+# ------------------------------------------------------------------ text overlap check
+class OverlapWarning(UserWarning):
+    """Two texts of a report figure are drawn over each other."""
+
+
+def _figure_texts(fig: Figure) -> list[tuple[object, object]]:
+    """(text, group) for every visible, non-empty text the figure draws: figure texts
+    (suptitle), legend titles and entries, and per axes (colour bars included) the
+    titles, axis labels, offset texts, drawn tick labels and annotations. ``group`` is
+    the tick labels' Axis (tick labels of one axis share a group) or None."""
+    out: list[tuple[object, object]] = [(t, None) for t in fig.texts]
+    legends = list(fig.legends)
+    for ax in fig.axes:
+        out += [(t, None) for t in (ax.title, ax._left_title, ax._right_title)]
+        out += [(t, None) for t in ax.texts]
+        for axis in (ax.xaxis, ax.yaxis):
+            out += [(axis.label, None), (axis.get_offset_text(), None)]
+            # numbers spaced by matplotlib's locator share a group; level names the
+            # plot placed itself (a fixed locator) are checked against each other too
+            group = None if _fixed_ticks(axis) else axis
+            for tick in axis._update_ticks():  # the ticks drawn (inside the view limits)
+                out += [(tick.label1, group), (tick.label2, group)]
+        if ax.get_legend() is not None:
+            legends.append(ax.get_legend())
+    for leg in legends:
+        if leg.get_visible():
+            out += [(leg.get_title(), None)] + [(t, None) for t in leg.get_texts()]
+    return [(t, g) for t, g in out
+            if t.get_visible() and t.get_text().strip()
+            and (t.axes is None or t.axes.get_visible())]
+
+
+def text_overlaps(fig: Figure, tol: float = 0.5) -> list[tuple[object, object]]:
+    """Pairs (a, b) of the figure's visible texts whose drawn boxes intersect by more
+    than ``tol`` pixels in both directions, after drawing the figure.
+
+    Checked: titles, suptitle, axis and colour-bar labels, tick labels, legend titles and
+    entries, annotations (:func:`_figure_texts`). Not counted: a text with itself, and
+    two numeric tick labels of the same axis (matplotlib's locator owns their spacing; a
+    crowded number axis is a tick-density matter, not a layout collision). Level names
+    the plot put on an axis itself (a fixed locator: heatmap cells, categorical lines)
+    do count against each other, as does a tick label against any other text or a tick
+    label of another axis.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    items = []
+    for t, group in _figure_texts(fig):
+        bb = t.get_window_extent(renderer)
+        if bb.width > 0 and bb.height > 0 and np.all(np.isfinite(bb.extents)):
+            items.append((t, group, bb))
+    pairs = []
+    for i, (a, ga, ba) in enumerate(items):
+        for b, gb, bb in items[i + 1:]:
+            if a is b or (ga is not None and ga is gb):
+                continue
+            if _boxes_meet(a, ba, b, bb, tol):
+                pairs.append((a, b))
+    return pairs
+
+
+def _boxes_meet(a, ba, b, bb, tol: float) -> bool:
+    """Whether two drawn texts intersect. Texts slanted by the same angle (slanted level
+    names) are compared in their own frame: the axis-aligned boxes of two parallel
+    slanted labels meet long before the labels do. Otherwise the drawn (axis-aligned)
+    boxes are compared, which is exact for upright and vertical text."""
+    w = min(ba.x1, bb.x1) - max(ba.x0, bb.x0)
+    h = min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
+    if w <= tol or h <= tol:
+        return False
+    th = math.radians(a.get_rotation() % 180)
+    if a.get_rotation() != b.get_rotation() or abs(math.cos(2 * th)) < 0.3:
+        return True  # upright, vertical, mixed or near 45°: the drawn boxes decide
+    c, s = abs(math.cos(th)), abs(math.sin(th))
+
+    def own(box):  # width and height of the slanted text from its drawn box
+        d = c * c - s * s
+        return (box.width * c - box.height * s) / d, (box.height * c - box.width * s) / d
+
+    (wa, ha), (wb, hb) = own(ba), own(bb)
+    dx = (bb.x0 + bb.x1 - ba.x0 - ba.x1) / 2
+    dy = (bb.y0 + bb.y1 - ba.y0 - ba.y1) / 2
+    cs, sn = math.cos(th), math.sin(th)
+    along, across = dx * cs + dy * sn, -dx * sn + dy * cs
+    return (abs(along) < (wa + wb) / 2 - tol) and (abs(across) < (ha + hb) / 2 - tol)
+
+
+def describe_overlaps(pairs) -> str:
+    """'"a" × "b"; …' for messages and test failures."""
+    return "; ".join(f"{a.get_text()!r} × {b.get_text()!r}" for a, b in pairs)
