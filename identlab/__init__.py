@@ -42,4 +42,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+    """The public API only (not the loaded submodules or module internals)."""
+    return sorted(__all__)

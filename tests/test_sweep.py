@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_config import TINY_SPIRAL as TINY_BASE
 from tiny_config import whole_record
 
 from identlab.cli import main
@@ -19,15 +20,6 @@ from identlab.core.schema import ConfigError
 from identlab.sweep.run import run_sweep
 from identlab.sweep.spec import expand, load_spec, plan
 from identlab.sweep.store import Store, config_digest
-
-TINY_BASE = {
-    "world": {"dim": 2, "latent": {"kind": "gaussian"}, "dynamics": {"kind": "ou", "rho": 0.9},
-              "mixer": {"kind": "spiral"}},
-    "learner": {"encoder": {"kind": "mlp", "hidden": 8, "depth": 1},
-                "objective": {"kind": "lejepa", "slices": 8}},
-    "train": {"steps": 6, "batch": 32, "data_chunk": 3},
-    "eval": {"n": 200, "sigreg_slices": 8, "knn": 5},
-}
 
 
 def tiny_spec(name="tiny", **extra):

@@ -8,6 +8,16 @@ TINY_RUN = {
     "eval": {"n": 200, "knn": 5, "sigreg_slices": 16},
 }
 
+# The smallest spiral run the sweep and CLI tests train (MLP 1x8, 6 steps).
+TINY_SPIRAL = {
+    "world": {"dim": 2, "latent": {"kind": "gaussian"}, "dynamics": {"kind": "ou", "rho": 0.9},
+              "mixer": {"kind": "spiral"}},
+    "learner": {"encoder": {"kind": "mlp", "hidden": 8, "depth": 1},
+                "objective": {"kind": "lejepa", "slices": 8}},
+    "train": {"steps": 6, "batch": 32, "data_chunk": 3},
+    "eval": {"n": 200, "sigreg_slices": 8, "knn": 5},
+}
+
 
 def whole_record(config: dict, key: str) -> dict:
     """A minimal record with every section of the on-disk layout (the store trusts only

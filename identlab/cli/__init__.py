@@ -1,6 +1,8 @@
 """Command line: ``identlab world|run|sweep|report|teach|bench``.
 
-Bad input ends with one line on stderr and exit code 2, never a traceback.
+Bad input ends with one line on stderr and exit code 2, never a traceback. Building the
+parser imports no torch (``identlab --help`` is instant); a command imports what it
+needs when it runs.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import sys
 from identlab.core.fmt import cell_value, fixed
 from identlab.core.io import UsageError, ensure_writable_dir, write_json_atomic
 from identlab.core.schema import ConfigError, one_line, short
-from identlab.measure.stats import SUMMARY_KEYS
-from identlab.record import Record
 
 EXIT_USAGE = 2
 
@@ -51,6 +51,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line; ``key=value`` overrides may also follow the flags
     (``identlab run cfg.yaml --out d train.steps=5``)."""
     parser = build_parser()
+    _autocomplete(parser)
     args, extra = parser.parse_known_args(argv)
     if extra:
         takes = hasattr(args, "overrides")
@@ -58,7 +59,23 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         if stray:
             parser.error(f"unrecognized arguments: {one_line(' '.join(stray), 200)}")
         args.overrides.extend(extra)
+    if getattr(args, "overrides_only", False):  # sweep, reproduce: a word is not an override
+        stray = [a for a in args.overrides if "=" not in a or a.startswith("-")]
+        if stray:
+            parser.error(f"unrecognized arguments: {one_line(' '.join(stray), 200)}")
     return args
+
+
+def _autocomplete(parser) -> None:
+    """Shell completion when argcomplete is installed (``pip install identlab[completion]``)
+    and the shell asks for it (argcomplete sets ``_ARGCOMPLETE``); otherwise nothing."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,6 +143,7 @@ def _finite_or_none(obj):
 
 # ------------------------------------------------------------------ world
 def cmd_world(args) -> int:
+    """``identlab world``: a world's assumption flags and empirical checks."""
     from identlab.config import load_run
     from identlab.world.world import World
 
@@ -179,6 +197,8 @@ def _world_desc(cfg) -> str:
 
 # ------------------------------------------------------------------ run
 def cmd_run(args) -> int:
+    """``identlab run``: train one config (``seeds=[...]``: one batched program), print
+    the table or JSON; ``--dry-run`` and ``--print-config`` train and write nothing."""
     from identlab.config import load_run
     from identlab.learn.budget import check_group_size
     from identlab.learn.program import run_group
@@ -187,9 +207,13 @@ def cmd_run(args) -> int:
 
     overrides, seeds = _split_overrides(args.overrides)
     base = load_run(args.config, overrides)
+    if args.print_config:
+        return _print_run_config(base, seeds)
     check_group_size(base, len(seeds or [base.seed]), "seeds")
     cfgs = [base.with_seed(s) for s in (seeds or [base.seed])]
     resolve_device(args.device)  # a bad --device is refused before --out is created
+    if args.dry_run:
+        return _dry_run(base, cfgs, args)
     check_frame_cache(cfgs)
     # --out must take a record before training starts, not after
     out_dir = ensure_writable_dir(args.out) if args.out is not None else None
@@ -207,21 +231,66 @@ def cmd_run(args) -> int:
     if args.json:
         print(json.dumps(records[0] if len(records) == 1 else records, indent=1))
     else:
+        from identlab.record import Record
+
         print(format_records([Record.from_json(r) for r in records]))
         if out_dir is not None:
             print(f"records written to {out_dir}")
     return 0
 
 
-def format_records(records: list[Record]) -> str:
-    head = f"{'metric':<14}" + "".join(f"{'seed ' + str(r.seed):>12}" for r in records)
+def _print_run_config(base, seeds: list[int] | None) -> int:
+    from identlab.cli.plan import config_yaml
+
+    if seeds:
+        print(f"# seeds: [{', '.join(map(str, seeds))}] (one member each; seed below is "
+              "the first)")
+        base = base.with_seed(seeds[0])
+    print(config_yaml(base))
+    return 0
+
+
+def _dry_run(base, cfgs, args) -> int:
+    from identlab.cli.plan import config_yaml, memory_lines, time_line
+    from identlab.learn.budget import check_sizes
+
+    check_sizes(base)
+    print("# resolved run config")
+    print(config_yaml(cfgs[0]))
+    print("")
+    from identlab.learn.train import resolve_device
+
+    print(f"members: {len(cfgs)} (seeds {', '.join(str(c.seed) for c in cfgs)}), one "
+          f"batched program of {base.train.steps} steps on {resolve_device(args.device)}")
+    for line in memory_lines(base, len(cfgs)):
+        print(line)
+    print(time_line([(base, len(cfgs))]))
+    print("dry run: nothing trained, nothing written")
+    return 0
+
+
+def _verdict_text(v) -> str:
+    """A record's verdict (``recovered``, ``optimizer_gap``, ...; None where attribution
+    did not run) for the run table."""
+    return "n/a" if v is None else one_line(str(v), 40)
+
+
+def format_records(records) -> str:
+    """The run table: one column per record (status, verdict, summary metrics), then
+    the world's flags and the timing."""
+    from identlab.measure.stats import SUMMARY_KEYS
+
+    verdicts = [_verdict_text(r.metric("verdict")) for r in records]
+    w = max(12, *(len(v) + 2 for v in verdicts))  # optimizer_gap+nonrotation fits
+    head = f"{'metric':<14}" + "".join(f"{'seed ' + str(r.seed):>{w}}" for r in records)
     lines = [head, "-" * len(head)]
-    lines.append(f"{'status':<14}" + "".join(f"{r.status:>12}" for r in records))
+    lines.append(f"{'status':<14}" + "".join(f"{r.status:>{w}}" for r in records))
+    lines.append(f"{'verdict':<14}" + "".join(f"{v:>{w}}" for v in verdicts))
     for key in SUMMARY_KEYS:
         vals = [r.metric(key) for r in records]
         if all(v is None for v in vals):
             continue
-        lines.append(f"{key:<14}" + "".join(f"{cell_value(v):>12}" for v in vals))
+        lines.append(f"{key:<14}" + "".join(f"{cell_value(v):>{w}}" for v in vals))
     r0 = records[0]
     lines.append("")
     flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in r0.flags.items())
@@ -233,8 +302,43 @@ def format_records(records: list[Record]) -> str:
 
 
 # ------------------------------------------------------------------ main
+EPILOG = """shell completion (needs pip install 'identlab[completion]'): add
+  eval "$(register-python-argcomplete identlab)"
+to ~/.bashrc or ~/.zshrc."""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover
+        version = None
+    if version is not None:
+        try:
+            return version("identlab")
+        except PackageNotFoundError:
+            pass
+    import identlab
+
+    return identlab.__version__
+
+
+class _Version(argparse.Action):
+    """``--version``: the version is looked up only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="print the version and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"identlab {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="identlab", description=__doc__.splitlines()[0])
+    """The ``identlab`` parser; building it imports no torch."""
+    p = _Parser(prog="identlab", description=__doc__.splitlines()[0], epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     w = sub.add_parser("world", help="a world's assumption flags and empirical checks")
@@ -252,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the record(s) as JSON")
     r.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config, members, memory and expected time; "
+                        "train and write nothing")
+    r.add_argument("--print-config", action="store_true",
+                   help="print the resolved run config as YAML and exit")
     r.set_defaults(fn=cmd_run)
 
     _extra_commands(sub)
@@ -267,6 +376,8 @@ def _extra_commands(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point: run one command; return its exit code (2 for bad input, 130 for
+    Ctrl-C, 143 for SIGTERM)."""
     from identlab.sweep.executors import EXIT_TERMINATED, Terminated, sigterm_raises
 
     try:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from identlab.studies.bench import SECTIONS, run_bench, to_markdown
+SECTIONS = ("pixels", "planning", "attribution")  # identlab.studies.bench.SECTIONS
 
 
 def register_cli(sub) -> None:
+    """Add ``identlab bench`` to the subcommands."""
     b = sub.add_parser("bench", help="speed benchmark -> reports/bench.md")
     b.add_argument("--out", default="reports/bench.md", help="markdown output path")
     b.add_argument("--device", default="auto")
@@ -20,7 +21,9 @@ def register_cli(sub) -> None:
 
 
 def cmd_bench(args) -> int:
+    """``identlab bench``: time the trainer and write ``reports/bench.md`` and its JSON."""
     from identlab.core.io import ensure_writable_dir, write_json_atomic
+    from identlab.studies.bench import run_bench, to_markdown
 
     out = Path(args.out)
     ensure_writable_dir(out.parent)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 from identlab.core.schema import ConfigError
-from identlab.sweep.run import DEFAULT_SWEEPS, check_options, run_sweep, sweeps_dir
-from identlab.sweep.spec import load_spec
+
+# The parser is built without importing torch (``identlab --help`` stays fast): each
+# command imports what it needs when it runs.
 
 
 # ------------------------------------------------------------------ CLI
 def register_cli(sub) -> None:
+    """Add ``identlab sweep``, ``report`` and ``sweep-all`` to the subcommands."""
     s = sub.add_parser("sweep", help="run a sweep spec (resumable)")
     s.add_argument("spec", help="sweep spec YAML (e.g. sweeps/gaussianity.yaml)")
+    s.add_argument("overrides", nargs="*",
+                   help="key=value overrides of the spec's base run config (a grid axis "
+                        "of the same key still wins)")
     s.add_argument("--out", help="output directory (default runs/<name>)")
     s.add_argument("--executor", default="local", help="local | process | slurm")
     s.add_argument("--resume", action="store_true",
@@ -27,8 +33,16 @@ def register_cli(sub) -> None:
     s.add_argument("--gpus", type=int, default=0, help="slurm: GPUs per job")
     s.add_argument("--report", action="store_true", help="write the report afterwards")
     s.add_argument("--reports", default="reports", help="reports root for --report")
+    s.add_argument("--track", metavar="DIR",
+                   help="write TensorBoard event files under DIR, one run per record "
+                        "(needs the track extra: pip install 'identlab[track]')")
     s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(fn=cmd_sweep)
+    s.add_argument("--dry-run", action="store_true",
+                   help="print the plan (cells, seeds, batched groups, memory, expected "
+                        "time); train and write nothing")
+    s.add_argument("--print-config", action="store_true",
+                   help="print the resolved base run config as YAML and exit")
+    s.set_defaults(fn=cmd_sweep, overrides_only=True)
 
     r = sub.add_parser("report", help="tables, figures and README for a sweep directory")
     r.add_argument("dir", help="a sweep output directory")
@@ -45,12 +59,27 @@ def register_cli(sub) -> None:
     a.set_defaults(fn=cmd_sweep_all)
 
 
-def cmd_sweep(args) -> int:
-    from identlab.core.io import UsageError, check_writable_target
+def note(line: str) -> None:
+    """A note line (an override the grid overrules) on stderr."""
+    print(line, file=sys.stderr)
 
-    spec = load_spec(args.spec, args.preset)
+
+def cmd_sweep(args) -> int:
+    """``identlab sweep``: run (or resume) a spec, with ``key=value`` overrides of its
+    base; ``--dry-run`` and ``--print-config`` train and write nothing."""
+    from identlab.core.io import UsageError, check_writable_target
+    from identlab.sweep.run import check_options, run_sweep
+    from identlab.sweep.spec import grid_clashes, load_spec
+
+    spec = load_spec(args.spec, args.preset, overrides=args.overrides)
+    for line in grid_clashes(spec, args.overrides):
+        note(line)
+    if args.print_config:
+        return print_sweep_config(spec)
     check_options(executor=args.executor, device=args.device,
                   max_members=args.max_members, workers=args.workers)
+    if args.dry_run:
+        return dry_run_sweep(spec, args)
     if args.report:
         check_writable_target(args.reports, "--reports")
     # run_sweep checks the folder, the frame cache and the disk before it writes
@@ -58,9 +87,11 @@ def cmd_sweep(args) -> int:
         raise UsageError("--out '': an empty path; name a folder")
     out = Path(Path("runs") / spec.name if args.out is None else args.out)
     slurm = {"partition": args.partition, "time_min": args.time_min, "gpus": args.gpus}
+    trackers = [] if args.track is None else [{"kind": "tensorboard", "dir": args.track}]
     summary = run_sweep(spec, out, executor=args.executor, resume=args.resume,
                         device=args.device, progress=not args.no_progress,
-                        max_members=args.max_members, workers=args.workers, slurm=slurm)
+                        max_members=args.max_members, workers=args.workers, slurm=slurm,
+                        trackers=trackers)
     for line in store_notes(summary, out):
         print(line)
     print(f"sweep {summary['name']}: {summary['planned']} runs planned, "
@@ -71,6 +102,59 @@ def cmd_sweep(args) -> int:
 
         path = write_report(out, args.reports)
         print(f"report: {path}")
+    return 0
+
+
+def print_sweep_config(spec) -> int:
+    """``--print-config``: the base run config after the overrides, as YAML, and the
+    number of cells and runs."""
+    from identlab.cli.plan import config_yaml
+    from identlab.config import load_run
+    from identlab.sweep.spec import expand
+
+    cells = len(expand(spec))
+    print(f"# sweep {spec.name}: base run config (overrides applied); {cells} cell(s) x "
+          f"{len(spec.seeds)} seed(s) = {cells * len(spec.seeds)} runs")
+    if spec.grid:
+        print(f"# grid axes (set per cell on top of this): {', '.join(spec.grid)}")
+    print(config_yaml(load_run(spec.base)))
+    return 0
+
+
+def dry_run_sweep(spec, args) -> int:
+    """``--dry-run``: cells, seeds, members, the batched groups as the executor cuts
+    them, the memory of the largest group and the expected time."""
+    from identlab.cli.plan import memory_lines, time_line
+    from identlab.learn.budget import check_sizes
+    from identlab.learn.train import resolve_device
+    from identlab.sweep.executors import chunks
+    from identlab.sweep.spec import expand, plan
+
+    cells = expand(spec)
+    todo = plan(spec)
+    groups = chunks(todo, args.device, args.max_members)
+    print(f"sweep {spec.name}{'' if spec.preset is None else f' (preset {spec.preset})'}: "
+          f"{len(cells)} cell(s) x {len(spec.seeds)} seed(s) = {len(todo)} members")
+    print(f"axes: {', '.join(f'{k} ({len(v)})' for k, v in spec.grid.items()) or 'none'}")
+    print(f"seeds: {', '.join(map(str, spec.seeds))}")
+    print(f"batched groups: {len(groups)} (executor {args.executor}, device "
+          f"{resolve_device(args.device)}"
+          f"{'' if args.max_members is None else f', --max-members {args.max_members}'})")
+    shown = 10
+    for i, g in enumerate(groups[:shown]):
+        cfg = g[0][0]
+        check_sizes(cfg)
+        n_cells = len({m["cell_index"] for _, m in g})
+        print(f"  group {i + 1}: {len(g)} member(s) from {n_cells} cell(s), "
+              f"{cfg.train.steps} steps")
+    if len(groups) > shown:
+        print(f"  ... and {len(groups) - shown} more group(s)")
+    biggest = max(groups, key=len)
+    for line in memory_lines(biggest[0][0], len(biggest)):
+        print(line.replace("memory:", "memory (largest group):", 1))
+    parallel = args.workers if args.executor == "process" else 1
+    print(time_line([(g[0][0], len(g)) for g in groups], parallel=parallel))
+    print("dry run: nothing trained, nothing written")
     return 0
 
 
@@ -96,6 +180,7 @@ def store_notes(summary: dict, out: Path) -> list[str]:
 
 
 def cmd_report(args) -> int:
+    """``identlab report``: tables, figures and README for a sweep directory."""
     from identlab.show.report import write_report
 
     if not (Path(args.dir) / "spec.json").is_file():
@@ -105,12 +190,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_sweep_all(args) -> int:
-    from identlab.show.report import write_index, write_report
+    """``identlab sweep-all``: the default sweeps, their reports and the index."""
+    from identlab.show.findings import sweep_findings
+    from identlab.show.report import load_records, write_index, write_report
+    from identlab.sweep.run import DEFAULT_SWEEPS, run_sweep, sweeps_dir
+    from identlab.sweep.spec import load_spec
 
     names = args.only or list(DEFAULT_SWEEPS)
     root = sweeps_dir()
     t0 = time.perf_counter()
-    timings = {}
+    timings, findings = {}, {}
     for name in names:
         path = root / f"{name}.yaml"
         if not path.is_file():
@@ -123,11 +212,13 @@ def cmd_sweep_all(args) -> int:
                             resume=True)
         rep = write_report(out, args.reports)
         timings[spec.report_name] = summary
+        findings[spec.report_name] = sweep_findings(
+            spec.report_name, load_records(out), f"{spec.report_name}/README.md")
         for line in store_notes(summary, out):
             print(line)
         print(f"{name}: {summary['trained']} trained, {summary['skipped']} reused, "
               f"{summary['wall_s']} s -> {rep}", flush=True)
     total = round(time.perf_counter() - t0, 1)
-    write_index(args.reports, timings, total)
+    write_index(args.reports, timings, total, findings)
     print(f"all sweeps: {total} s; index: {Path(args.reports) / 'README.md'}")
     return 0

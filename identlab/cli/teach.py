@@ -6,16 +6,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
-
-from identlab.studies.teach.walkthrough import DEFAULT_RUNS, write_teaching
-
 __all__ = ["register_cli", "cmd_teach"]
 
 
+DEFAULT_RUNS = "runs/teaching"  # identlab.studies.teach.walkthrough.DEFAULT_RUNS
+
+
 def cmd_teach(args) -> int:
+    """``identlab teach``: train the walkthrough's runs (resumable) and write it."""
+    import torch
+
     from identlab.core.io import UsageError, ensure_writable_dir
     from identlab.learn.train import resolve_device
+    from identlab.studies.teach.walkthrough import write_teaching
 
     for flag, path in (("--out", Path(args.out)), ("--runs", Path(args.runs))):
         if path.exists() and not path.is_dir():
@@ -45,6 +48,7 @@ def cmd_teach(args) -> int:
 
 
 def register_cli(sub) -> None:
+    """Add ``identlab teach`` to the subcommands."""
     t = sub.add_parser("teach", help="a walkthrough of the theorem from real small runs")
     t.add_argument("--out", default="reports/teaching", help="output directory")
     t.add_argument("--runs", default=DEFAULT_RUNS,

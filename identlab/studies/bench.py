@@ -219,8 +219,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cli_help_seconds(repeats: int = 3) -> float:
+    """Wall time of ``python -m identlab --help`` in a fresh interpreter, best of
+    ``repeats`` (the command line loads its subcommands lazily, without torch)."""
+    import subprocess
+    import sys
+
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "identlab", "--help"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
               only: str | None = None) -> dict:
+    """Time training, SIGReg and evaluation on ``device``; the results as a dict."""
     dev = resolve_device(device)
     if only is not None:
         section = {"pixels": pixel_bench, "planning": planning_bench,
@@ -231,6 +247,7 @@ def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
     res: dict = {"provenance": provenance(dev), "machine": platform.machine(),
                  "threads": torch.get_num_threads()}
     res["matmul_gflops"] = round(matmul_peak_gflops(dev), 1)
+    res["cli_help_s"] = round(cli_help_seconds(), 3)
     spiral = _cfgs(SPIRAL, 1)[0]
     res["spiral_k1_ms"] = round(time_steps([spiral], dev, steps), 2)
     for impl in ("direct", "recurrence"):

@@ -504,6 +504,7 @@ def _gennorm_findings(tab: pd.DataFrame, tol: float = 0.1,
 
 # ---------------------------------------------------------------- λ × ρ grid
 def grid_summary(df: pd.DataFrame) -> dict:
+    """Counts and per-λ means of a reproduced grid: runs, diverged, bound checks."""
     ok = _ok(df)
     holds = ok["bound_holds"].dropna().astype(bool) if "bound_holds" in ok else pd.Series([])
     low = ok[pd.to_numeric(ok["r2_hz"], errors="coerce") < BOUND_MARK_R2]
@@ -1084,8 +1085,12 @@ def preset_sweeps(preset: str | None) -> list[str]:
 
 def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = "reports",
               *, preset: str | None = None, device: str = "auto", progress: bool = True,
-              only: list[str] | None = None, workers: int = 1) -> Path:
+              only: list[str] | None = None, workers: int = 1,
+              overrides: list[str] | None = None, note=None) -> Path:
     """Run (or resume) the paper sweeps, write their reports and the comparison page.
+
+    ``overrides`` (``key=value``) apply to every paper sweep's base run config (a grid
+    axis of the same key still wins; ``note`` receives one line per such clash).
 
     ``workers`` > 1 trains each sweep in that many local processes (one torch thread
     each), its runs cut into that many batched programs. With the ``spot`` preset the
@@ -1105,7 +1110,14 @@ def reproduce(sweep_root: str | Path = "runs/paper", reports_root: str | Path = 
         raise ConfigError("--preset", f"= {preset!r}: no paper sweep defines it")
     root = sweeps_dir()
     paper_reports = Path(reports_root) / page_name(preset)
-    specs = [load_spec(root / f"{n}.yaml", preset) for n in names]  # all validated first
+    specs = [load_spec(root / f"{n}.yaml", preset, overrides)  # all validated first
+             for n in names]
+    if note is not None:
+        from identlab.sweep.spec import grid_clashes
+
+        for spec in specs:
+            for line in grid_clashes(spec, overrides or []):
+                note(f"{spec.name}: {line}")
     wall = {}
     t0 = time.perf_counter()
     for spec in specs:

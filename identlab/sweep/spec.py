@@ -30,13 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from identlab.config import RunConfig, apply_overrides, build, config_hash, load_yaml
+from identlab.config import (
+    RunConfig,
+    apply_overrides,
+    build,
+    config_hash,
+    load_yaml,
+    parse_overrides,
+)
 from identlab.core.io import NAME_RE
 from identlab.core.limits import MAX_INT, MAX_RUNS
 from identlab.core.schema import ConfigError, short, value_label
 
 __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "plan", "value_label",
-           "report_name"]
+           "report_name", "grid_clashes"]
 
 PLOT_KINDS = ("heatmap", "line", "scatter", "bound", "frames", "versus", "trajectory")
 OVERLAYS = ("rho_sq", "theorem")
@@ -44,6 +51,8 @@ OVERLAYS = ("rho_sq", "theorem")
 
 @dataclass(frozen=True)
 class PlotSpec:
+    """One figure of a sweep's report: its kind, metric and axes."""
+
     kind: str
     metric: str = "r2_hz"
     x: str | None = None
@@ -57,6 +66,8 @@ class PlotSpec:
 
 @dataclass(frozen=True)
 class SweepSpec:
+    """A loaded, validated sweep spec (see the module docstring for its keys)."""
+
     name: str
     description: str
     base: dict
@@ -91,6 +102,8 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class Cell:
+    """One grid point: the raw value and the short label of every axis."""
+
     values: dict[str, Any]  # axis -> raw value
     labels: dict[str, str]  # axis -> short label
 
@@ -103,8 +116,42 @@ SPEC_KEYS = {"name", "description", "base", "grid", "zip", "seeds", "plots", "pr
 PLOT_KEYS = set(PlotSpec.__dataclass_fields__)
 
 
-def load_spec(source: str | Path | dict, preset: str | None = None) -> SweepSpec:
-    """Load and fully validate a sweep spec (every cell must build as a run config)."""
+def _pairs(overrides) -> list[tuple[str, Any]]:
+    items = list(overrides or [])
+    return parse_overrides(items) if items and isinstance(items[0], str) else items
+
+
+def grid_clashes(spec: SweepSpec, overrides: list[str] | list[tuple[str, Any]]) -> list[str]:
+    """One note per override that a grid axis (or the spec's seeds) overrules: cells set
+    their axes on top of the base, so the grid's values win."""
+    notes = []
+    for key, value in _pairs(overrides):
+        shown = f"{key}={short(value)}"
+        if key == "seed":
+            notes.append(f"note: {shown} is set per run by the spec's seeds "
+                         f"({', '.join(map(str, spec.seeds))}); the spec's seeds win")
+            continue
+        for axis in spec.grid:
+            g = _axis_key(axis)
+            if key == g or key.startswith(g + ".") or g.startswith(key + "."):
+                notes.append(f"note: {shown} is also a grid axis ({axis}); the grid's "
+                             "values win")
+                break
+            if g.endswith(".kind") and key.startswith(g[:-len("kind")]):
+                notes.append(f"note: {shown} is in a section the grid axis {axis} sets; "
+                             "a cell's kind resets that section, so the grid's values win")
+                break
+    return notes
+
+
+def load_spec(source: str | Path | dict, preset: str | None = None,
+              overrides: list[str] | list[tuple[str, Any]] | None = None) -> SweepSpec:
+    """Load and fully validate a sweep spec (every cell must build as a run config).
+
+    ``overrides`` (``["train.steps=300"]`` or ``[("train.steps", 300)]``) are applied to
+    the spec's base run config after the preset's ``set``; a grid axis of the same key
+    still wins in its cells (:func:`grid_clashes` names each such clash)."""
+    pairs = _pairs(overrides)
     path = None
     if isinstance(source, dict):
         data = dict(source)
@@ -142,6 +189,8 @@ def load_spec(source: str | Path | dict, preset: str | None = None) -> SweepSpec
         seeds = p.get("seeds", seeds)
         if "plots" in p:
             data = {**data, "plots": p["plots"]}
+    if pairs:
+        base = apply_overrides(base, pairs)
     grid = _check_grid(grid)
     zips = _check_zip(data.get("zip") or [], grid)
     seeds = _check_seeds(seeds)

@@ -27,9 +27,9 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from identlab.core.io import write_bytes_atomic, write_json_atomic
+from identlab.core.progress import tqdm
 from identlab.core.schema import ConfigError, to_dict
 
 __all__ = ["SHARD", "configure_gl", "cache_root", "FrameSet", "render_frames",

@@ -16,6 +16,7 @@ __all__ = ["section_bound", "bound_text"]
 
 
 def section_bound(df: pd.DataFrame, out: Path) -> Section:
+    """The walkthrough's section on Theorem 3's bound: figure and text."""
     rows = ok_rows(df).drop_duplicates("hash")
     rows = rows[rows["bound"].notna()] if "bound" in rows else rows.iloc[0:0]
     rows = rows.sort_values(["section", "level", "seed"], kind="stable")
@@ -40,6 +41,7 @@ def section_bound(df: pd.DataFrame, out: Path) -> Section:
 
 
 def bound_text(rows: pd.DataFrame) -> list[str]:
+    """Sentences on how often, and how tightly, the bound holds in ``rows``."""
     if not len(rows):
         return ["No finished Gaussian OU run has a bound, so there is nothing to check."]
     holds = rows["bound_holds"].astype(bool)

@@ -186,4 +186,5 @@ def weak_reference_text(b: Budget, sub: pd.DataFrame, ref: Arm, levels: Sequence
 
 
 def weak_lams(levels: Sequence) -> list:
+    """The λ levels at or below 0.01."""
     return [v for v in levels if v <= 1e-2]

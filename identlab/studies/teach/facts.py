@@ -9,6 +9,7 @@ __all__ = ["facts_section"]
 
 
 def facts_section() -> str:
+    """A Markdown section tabulating every checked theory fact."""
     facts = theory.all_facts()
     rows = [[f.name, f.holds, f.headline] for f in facts]
     n_ok = sum(f.holds for f in facts)

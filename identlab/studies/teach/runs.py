@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from identlab.config import RunConfig, config_hash
 from identlab.core.io import read_json, write_json_atomic
+from identlab.core.progress import tqdm
 from identlab.measure.stats import ok_rows
 from identlab.record import Record, RecordError
 from identlab.sweep.executors import EXECUTORS

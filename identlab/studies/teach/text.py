@@ -53,6 +53,7 @@ def listing(values: Sequence) -> str:
 
 
 def lam_text(lam) -> str:
+    """λ written compactly (``0.001``)."""
     return f"{lam:g}"
 
 

@@ -35,6 +35,7 @@ OBJECTIVES = ("lejepa", "whiten")
 
 
 def rho_label(rho: Sequence[float]) -> str:
+    """The label ``(ρ_slow, ρ_fast)`` of a two-timescale cell."""
     return f"({rho[0]:g}, {rho[1]:g})"
 
 
@@ -150,6 +151,7 @@ class Fast:
 
 
 def fast_stats(sub: pd.DataFrame, arm: str, label: str) -> Fast:
+    """Mean scores of one arm at one (ρ_slow, ρ_fast) level."""
     part = ok_rows(sub[(sub["arm"] == arm) & (sub["level"] == label)])
     return Fast(float(part["r2_dim2"].mean()), float(part["r2_dim2"].std(ddof=0)),
                 float(part["r2_dim1"].mean()), float(part["sigreg_stat"].mean()),
@@ -157,6 +159,7 @@ def fast_stats(sub: pd.DataFrame, arm: str, label: str) -> Fast:
 
 
 def timescale_text(b: Budget, sub: pd.DataFrame, preds: dict) -> list[str]:
+    """Sentences comparing whitening and LeJEPA at each timescale pair."""
     out = []
     for label, fact in preds.items():
         ev = fact.evidence

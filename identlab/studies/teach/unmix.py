@@ -85,6 +85,7 @@ def unmix_figure(samples: list) -> Figure:
 
 
 def unmix_text(b: Budget, sub: pd.DataFrame, baseline: float) -> list[str]:
+    """Sentences on how well the runs unmix z, against reading z off x."""
     fin = ok_rows(sub)
     seeds = listing(sorted(int(s) for s in sub["seed"]))
     if not len(fin):
