@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed
 export HYPOTHESIS_PROFILE ?= ci
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install test test-all lint sweep reproduce reproduce-spot bench teach clean
+.PHONY: install test test-all lint docs sweep reproduce reproduce-spot bench teach clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
-	$(PY) -m pip install -e ".[dev,slurm,pixels]"
+	$(PY) -m pip install -e ".[dev,slurm,pixels,docs,track,completion]"
 	sh .ci/gl-deps
 	touch $(STAMP)
 
@@ -25,6 +25,9 @@ test-all: $(STAMP)        ## everything, slow end-to-end runs included
 
 lint: $(STAMP)
 	$(PY) -m ruff check identlab tests
+
+docs: $(STAMP)            ## the documentation site -> site/ (strict: a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 sweep: $(STAMP)           ## the default phase-diagram sweeps -> reports/
 	$(PY) -m identlab sweep-all --out runs/sweeps --reports reports
@@ -43,4 +46,4 @@ bench: $(STAMP)           ## speed benchmark -> reports/bench.md
 	$(PY) -m identlab bench --out reports/bench.md
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs site .pytest_cache .hypothesis

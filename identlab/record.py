@@ -105,6 +105,8 @@ def record_body_problem(obj) -> str | None:
 
 @dataclass(frozen=True)
 class Record:
+    """One trained member's record, section by section (the layout on disk)."""
+
     hash: str
     config: dict
     seed: int

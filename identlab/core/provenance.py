@@ -13,6 +13,7 @@ from identlab import __version__
 __all__ = ["git_sha", "provenance"]
 
 def git_sha() -> str | None:
+    """The short commit of the checkout identlab runs from, or None outside git (cached)."""
     if "sha" not in _PROV_CACHE:
         try:
             sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -24,6 +25,7 @@ def git_sha() -> str | None:
 
 
 def provenance(dev: torch.device) -> dict:
+    """The record's provenance: versions, device, device name and torch threads."""
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
     return {"identlab": __version__, "git_sha": git_sha(), "torch": torch.__version__,
             "python": platform.python_version(), "device": str(dev),

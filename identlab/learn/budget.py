@@ -106,6 +106,7 @@ def _field_value(cfg, dotted: str):
 
 
 def default_budget(dev: torch.device) -> int:
+    """The memory budget in bytes: 70 % of free GPU memory, or IDENTLAB_CPU_BUDGET_GB (3) GiB."""
     if dev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(dev)
         return int(0.7 * free)
@@ -114,6 +115,7 @@ def default_budget(dev: torch.device) -> int:
 
 def members_per_chunk(cfg: RunConfig, dev: torch.device, budget: int | None = None,
                       cap: int = 256) -> int:
+    """How many members of ``cfg``'s shape fit the budget at once (1 to ``cap``)."""
     budget = default_budget(dev) if budget is None else budget
     return max(1, min(cap, budget // max(bytes_per_member(cfg), 1)))
 

@@ -24,6 +24,7 @@ Params = dict[str, torch.Tensor]
 
 
 def stack_params(members: list[Params]) -> Params:
+    """One parameter dict from K members' dicts, each tensor stacked on a new first axis."""
     return {k: torch.stack([m[k] for m in members]) for k in members[0]}
 
 
@@ -32,6 +33,8 @@ def _uniform(shape, bound, g):
 
 
 class Encoder:
+    """Base class of an encoder f: x -> h whose K members' weights are stacked tensors."""
+
     kind: ClassVar[str]
     images: ClassVar[bool] = False  # True: takes (K, M, 3, H, W) frames, not vectors
     # True: |det ∂h/∂x| = 1 for every weight setting (the encoder cannot shrink or grow)

@@ -37,6 +37,8 @@ def alignment(p_t: torch.Tensor, h_t1: torch.Tensor) -> torch.Tensor:
 
 
 class Objective:
+    """Base class of a training objective: one loss per member from both views' embeddings."""
+
     kind: ClassVar[str]
     uses_directions: ClassVar[bool] = False
 

@@ -22,6 +22,8 @@ __all__ = ["World", "Flags"]
 
 @dataclass(frozen=True)
 class Flags:
+    """The world's three assumption flags; the theorem applies when all hold."""
+
     gaussian: bool
     stationary: bool
     additive: bool
