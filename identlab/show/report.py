@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -739,9 +740,20 @@ def _figures(spec, df, grid, samples, out) -> list[tuple[str, str, str]]:
     for i, p in enumerate(spec.get("plots") or []):
         fig, para, default = _render(p, df, grid, samples, spec.get("base"))
         stem = plot_id(i, p)
+        _check_text(fig, stem)
         plots.save(fig, out / stem)
         made.append((stem, p.get("title") or default, para))
     return made
+
+
+def _check_text(fig, stem: str) -> None:
+    """Warn (:class:`plots.OverlapWarning`) where two texts of the figure overlap; the
+    figure is still written, and the tests turn the warning into a failure."""
+    pairs = plots.text_overlaps(fig)
+    if pairs:
+        warnings.warn(plots.OverlapWarning(
+            f"{stem}: overlapping text in the figure: {plots.describe_overlaps(pairs)}"),
+            stacklevel=2)
 
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
@@ -797,19 +809,25 @@ def _pages(root: Path) -> list[tuple[str, str]]:
 
 
 def write_index(reports_root: str | Path, timings: dict[str, dict] | None = None,
-                total_wall_s: float | None = None) -> Path:
+                total_wall_s: float | None = None,
+                findings: dict[str, str] | None = None) -> Path:
     """Write ``<reports_root>/README.md`` linking every report page with its first line of
-    description and, where given, the sweep's run counts and wall time."""
+    description and, where given, the sweep's run counts and wall time, then "what the
+    default sweeps show": one paragraph per sweep computed from its records
+    (:func:`identlab.show.findings.sweep_findings`; kept from earlier runs like the
+    timings)."""
     root = Path(reports_root)
     root.mkdir(parents=True, exist_ok=True)
     # timings of earlier runs (e.g. `make sweep` before `make reproduce`) are kept
     prev = read_json(root / INDEX_STATE)
     prev = prev if isinstance(prev, dict) else {}
     timings = {**(prev.get("timings") or {}), **(timings or {})}
+    findings = {**(prev.get("findings") or {}), **(findings or {})}
     if total_wall_s is None:
         total_wall_s = prev.get("total_wall_s")
     write_bytes_atomic(root / INDEX_STATE, json.dumps(
-        {"timings": timings, "total_wall_s": total_wall_s}, indent=1).encode())
+        {"timings": timings, "total_wall_s": total_wall_s, "findings": findings},
+        indent=1).encode())
     lines = ["# Reports", "", "Every report under this folder; wall times are from the last run "
              "that produced each one.", "",
              "| report | description | planned | trained | reused | wall s |",
@@ -823,6 +841,14 @@ def write_index(reports_root: str | Path, timings: dict[str, dict] | None = None
     lines.append("")
     if total_wall_s is not None:
         lines += [f"Total wall time of `make sweep`: {float(total_wall_s):.1f} s.", ""]
+    if findings:
+        lines += ["## What the default sweeps show", "",
+                  "Computed from each sweep's records when `make sweep` last ran (R²(h→z) "
+                  "as mean ± std over runs; a cell is recovered when its mean R² is at least "
+                  "the phase diagrams' threshold; the verdicts are the attribution's, "
+                  "objective against optimizer). Each report has the figures and the cell "
+                  "by cell numbers.", ""]
+        lines += [findings[k] for k in sorted(findings)] + [""]
     path = root / "README.md"
     _write_text(path, "\n".join(lines))
     return path
