@@ -35,6 +35,8 @@ def ensure_writable_dir(path: str | Path, option: str = "--out") -> Path:
     if str(path) == "":
         raise UsageError(f"{option} '': an empty path; name a folder")
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{option} {_quote(path)} is a file, not a folder")
     try:
         p.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-") as f:
