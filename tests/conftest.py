@@ -31,3 +31,16 @@ def gl():
         if os.environ.get("CI"):
             pytest.fail(f"CI needs a GL backend for the pixel tests: {e}")
         pytest.skip(f"no GL backend: {e}")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if anything starts training (a refusal or a dry run must come
+    first)."""
+    import identlab.learn.program as program
+
+    def refuse(*a, **k):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(program, "run_group", refuse)
+    monkeypatch.setattr(program, "train_group", refuse)

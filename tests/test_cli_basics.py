@@ -156,17 +156,10 @@ def test_reproduce_takes_overrides_after_only(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------ dry run, print-config
-def test_run_dry_run_writes_nothing(tmp_path, monkeypatch, capsys):
+def test_run_dry_run_writes_nothing(tmp_path, monkeypatch, capsys, no_training):
     cfg = tiny_run(tmp_path)
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
-    import identlab.learn.program as program
-
-    def no_training(*a, **k):
-        raise AssertionError("--dry-run trained")
-
-    monkeypatch.setattr(program, "run_group", no_training)
-    monkeypatch.setattr(program, "train_group", no_training)
     assert main(["run", str(cfg), "seeds=[0,1]", "--out", "out", "--dry-run",
                  "train.steps=9"]) == 0
     out = capsys.readouterr().out

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_bad_inputs import _snapshot as snapshot
 from tiny_config import TINY_RUN
 
 from identlab.cli import main
@@ -53,22 +54,6 @@ def one_line_error(capsys, rc) -> str:
     assert err.startswith("identlab: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
     return err
-
-
-def snapshot(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    """Fail the test if anything starts training (the fault must be found first)."""
-    import identlab.learn.program as program
-
-    def refuse(*a, **k):
-        raise AssertionError("training started before the fault was found")
-
-    monkeypatch.setattr(program, "run_group", refuse)
-    monkeypatch.setattr(program, "train_group", refuse)
 
 
 def _mount(*args) -> bool:
@@ -490,3 +475,13 @@ def test_sweep_records_count_is_exactly_the_plan_after_all_this(sweep):
     spec, out = sweep
     assert main(["sweep", str(spec), "--out", str(out), "--no-progress"]) == 0
     assert Store(out).keys() == {config_hash(c) for c, _ in plan(load_spec(spec))}
+
+
+def test_report_into_an_empty_reports_path_is_refused(sweep, tmp_path, capsys, monkeypatch):
+    """``--reports ''`` would mean the current folder: refused like an empty --out."""
+    _, out = sweep
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    rc = main(["report", str(out), "--reports", ""])
+    assert "--reports '': an empty path" in one_line_error(capsys, rc)
+    assert snapshot(tmp_path) == before

@@ -110,7 +110,7 @@ def _split_overrides(items: list[str]) -> tuple[list[str], list[int] | None]:
     return rest, seeds
 
 
-def _check_world_sizes(n: int, k: int, dim: int = 1) -> None:
+def _check_world_sizes(n: int, k: int, dim: int) -> None:
     """``-n`` samples (>= 2: a variance, a correlation) and ``-k`` steps ahead (>= 1),
     each within the memory bound: the checks hold n·dim float64 values per step up to
     z_t+k and a few copies for the statistics."""
@@ -147,7 +147,6 @@ def cmd_world(args) -> int:
     from identlab.config import load_run
     from identlab.world.world import World
 
-    _check_world_sizes(args.n, args.k)
     cfg = load_run(args.config, args.overrides)
     _check_world_sizes(args.n, args.k, cfg.world.dim)
     world = World(cfg.world, cfg.seed)
@@ -213,7 +212,7 @@ def cmd_run(args) -> int:
     cfgs = [base.with_seed(s) for s in (seeds or [base.seed])]
     resolve_device(args.device)  # a bad --device is refused before --out is created
     if args.dry_run:
-        return _dry_run(base, cfgs, args)
+        return _dry_run(base, cfgs, resolve_device(args.device))
     check_frame_cache(cfgs)
     # --out must take a record before training starts, not after
     out_dir = ensure_writable_dir(args.out) if args.out is not None else None
@@ -250,18 +249,16 @@ def _print_run_config(base, seeds: list[int] | None) -> int:
     return 0
 
 
-def _dry_run(base, cfgs, args) -> int:
+def _dry_run(base, cfgs, device) -> int:
+    """``run --dry-run``: the resolved config (its sizes were checked when it was built),
+    the members, the memory estimate and the expected time."""
     from identlab.cli.plan import config_yaml, memory_lines, time_line
-    from identlab.learn.budget import check_sizes
 
-    check_sizes(base)
     print("# resolved run config")
     print(config_yaml(cfgs[0]))
     print("")
-    from identlab.learn.train import resolve_device
-
     print(f"members: {len(cfgs)} (seeds {', '.join(str(c.seed) for c in cfgs)}), one "
-          f"batched program of {base.train.steps} steps on {resolve_device(args.device)}")
+          f"batched program of {base.train.steps} steps on {device}")
     for line in memory_lines(base, len(cfgs)):
         print(line)
     print(time_line([(base, len(cfgs))]))
@@ -308,18 +305,15 @@ to ~/.bashrc or ~/.zshrc."""
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover
-        version = None
-    if version is not None:
-        try:
-            return version("identlab")
-        except PackageNotFoundError:
-            pass
-    import identlab
+    """The installed package's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return identlab.__version__
+    try:
+        return version("identlab")
+    except PackageNotFoundError:
+        import identlab
+
+        return identlab.__version__
 
 
 class _Version(argparse.Action):

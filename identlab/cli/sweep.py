@@ -67,7 +67,7 @@ def note(line: str) -> None:
 def cmd_sweep(args) -> int:
     """``identlab sweep``: run (or resume) a spec, with ``key=value`` overrides of its
     base; ``--dry-run`` and ``--print-config`` train and write nothing."""
-    from identlab.core.io import UsageError, check_writable_target
+    from identlab.core.io import check_writable_target
     from identlab.sweep.run import check_options, run_sweep
     from identlab.sweep.spec import grid_clashes, load_spec
 
@@ -82,10 +82,9 @@ def cmd_sweep(args) -> int:
         return dry_run_sweep(spec, args)
     if args.report:
         check_writable_target(args.reports, "--reports")
-    # run_sweep checks the folder, the frame cache and the disk before it writes
-    if args.out == "":
-        raise UsageError("--out '': an empty path; name a folder")
-    out = Path(Path("runs") / spec.name if args.out is None else args.out)
+    # run_sweep checks the folder (an empty path too), the frame cache and the disk
+    # before it writes
+    out = Path("runs") / spec.name if args.out is None else args.out
     slurm = {"partition": args.partition, "time_min": args.time_min, "gpus": args.gpus}
     trackers = [] if args.track is None else [{"kind": "tensorboard", "dir": args.track}]
     summary = run_sweep(spec, out, executor=args.executor, resume=args.resume,
@@ -110,11 +109,11 @@ def print_sweep_config(spec) -> int:
     number of cells and runs."""
     from identlab.cli.plan import config_yaml
     from identlab.config import load_run
-    from identlab.sweep.spec import expand
+    from identlab.sweep.spec import run_count
 
-    cells = len(expand(spec))
-    print(f"# sweep {spec.name}: base run config (overrides applied); {cells} cell(s) x "
-          f"{len(spec.seeds)} seed(s) = {cells * len(spec.seeds)} runs")
+    runs = run_count(spec.grid, spec.zip, len(spec.seeds))
+    print(f"# sweep {spec.name}: base run config (overrides applied); "
+          f"{runs // len(spec.seeds)} cell(s) x {len(spec.seeds)} seed(s) = {runs} runs")
     if spec.grid:
         print(f"# grid axes (set per cell on top of this): {', '.join(spec.grid)}")
     print(config_yaml(load_run(spec.base)))
@@ -125,16 +124,15 @@ def dry_run_sweep(spec, args) -> int:
     """``--dry-run``: cells, seeds, members, the batched groups as the executor cuts
     them, the memory of the largest group and the expected time."""
     from identlab.cli.plan import memory_lines, time_line
-    from identlab.learn.budget import check_sizes
     from identlab.learn.train import resolve_device
     from identlab.sweep.executors import chunks
-    from identlab.sweep.spec import expand, plan
+    from identlab.sweep.spec import plan
 
-    cells = expand(spec)
-    todo = plan(spec)
+    todo = plan(spec)  # every config's sizes were checked when the spec loaded
     groups = chunks(todo, args.device, args.max_members)
     print(f"sweep {spec.name}{'' if spec.preset is None else f' (preset {spec.preset})'}: "
-          f"{len(cells)} cell(s) x {len(spec.seeds)} seed(s) = {len(todo)} members")
+          f"{len(todo) // len(spec.seeds)} cell(s) x {len(spec.seeds)} seed(s) = "
+          f"{len(todo)} members")
     print(f"axes: {', '.join(f'{k} ({len(v)})' for k, v in spec.grid.items()) or 'none'}")
     print(f"seeds: {', '.join(map(str, spec.seeds))}")
     print(f"batched groups: {len(groups)} (executor {args.executor}, device "
@@ -143,7 +141,6 @@ def dry_run_sweep(spec, args) -> int:
     shown = 10
     for i, g in enumerate(groups[:shown]):
         cfg = g[0][0]
-        check_sizes(cfg)
         n_cells = len({m["cell_index"] for _, m in g})
         print(f"  group {i + 1}: {len(g)} member(s) from {n_cells} cell(s), "
               f"{cfg.train.steps} steps")

@@ -12,8 +12,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from identlab.core.schema import short
+
 __all__ = ["NAME_RE", "UsageError", "ensure_writable_dir", "check_writable_target",
-           "write_bytes_atomic", "write_json_atomic", "read_json"]
+           "refuse_empty_path", "write_bytes_atomic", "write_json_atomic", "read_json"]
 
 
 # a spec or report name: it names a folder, so no separators, dots or spaces
@@ -25,6 +27,13 @@ class UsageError(Exception):
 
 
 
+def refuse_empty_path(path: str | Path, option: str) -> None:
+    """Refuse an empty path for ``option`` (``Path("")`` would silently mean the current
+    folder)."""
+    if str(path) == "":
+        raise UsageError(f"{option} '': an empty path; name a folder")
+
+
 PROBE_BYTES = 64 * 1024  # written and synced to prove a folder takes data, not only names
 
 
@@ -32,8 +41,7 @@ def ensure_writable_dir(path: str | Path, option: str = "--out") -> Path:
     """Create folder ``path`` (and its parents) and prove it takes data (a synced probe
     of PROBE_BYTES, so a full disk is found before any work, not after), or raise a
     one-line :class:`UsageError` naming ``option``. An empty path is refused."""
-    if str(path) == "":
-        raise UsageError(f"{option} '': an empty path; name a folder")
+    refuse_empty_path(path, option)
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UsageError(f"{option} {_quote(path)} is a file, not a folder")
@@ -50,16 +58,13 @@ def ensure_writable_dir(path: str | Path, option: str = "--out") -> Path:
 
 
 def _quote(path) -> str:
-    from identlab.core.schema import short
-
     return short(str(path))
 
 
 def check_writable_target(path: str | Path, option: str) -> None:
     """Refuse, creating nothing, a folder ``path`` that could not be made: its nearest
     existing ancestor must be a writable folder (and ``path`` itself, if it exists)."""
-    if str(path) == "":
-        raise UsageError(f"{option} '': an empty path; name a folder")
+    refuse_empty_path(path, option)
     p = Path(path).absolute()
     probe = p
     while not probe.exists() and probe != probe.parent:

@@ -23,7 +23,14 @@ import pandas as pd
 
 from identlab.core import seeding
 from identlab.core.fmt import fmt, mean_std
-from identlab.core.io import NAME_RE, UsageError, ensure_writable_dir, read_json, write_bytes_atomic
+from identlab.core.io import (
+    NAME_RE,
+    UsageError,
+    ensure_writable_dir,
+    read_json,
+    refuse_empty_path,
+    write_bytes_atomic,
+)
 from identlab.core.schema import ConfigError, short, value_label
 from identlab.measure.stats import (
     TABLE_METRICS,
@@ -152,11 +159,11 @@ def records_frame(records: list) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _sweep_records(sweep_dir: Path) -> list[dict]:
+def _sweep_records(sweep_dir: Path, spec: dict | None = None) -> list[dict]:
     """The directory's records that belong to its current spec: those whose config hash
     the spec planned (records of an earlier version of the spec are left out), or, for a
     spec without a plan, those carrying its name (all of them without a spec)."""
-    spec = read_json(sweep_dir / "spec.json")
+    spec = read_json(sweep_dir / "spec.json") if spec is None else spec
     recs = Store(sweep_dir).records()
     if not isinstance(spec, dict):
         return recs
@@ -188,7 +195,9 @@ def load_records(sweep_dir: str | Path) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ safe output paths
 def report_dir(reports_root: str | Path, name) -> Path:
-    """``reports_root/name``, refusing names that could leave the root."""
+    """``reports_root/name``, refusing names that could leave the root (and an empty
+    root, which would mean the current folder)."""
+    refuse_empty_path(reports_root, "--reports")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError("spec.name", f"= {name!r}: a report name must match "
                           f"{NAME_RE.pattern} (it names a folder under the reports root)")
@@ -718,7 +727,7 @@ def write_report(sweep_dir: str | Path, reports_root: str | Path = "reports") ->
     spec = _read_spec(sweep_dir)
     out = report_dir(reports_root, spec_report_name(spec))
     ensure_writable_dir(out, "--reports")  # one line (exit 2) where it cannot be made
-    records = _sweep_records(sweep_dir)
+    records = _sweep_records(sweep_dir, spec)
     df = records_frame(records)
     grid = spec.get("grid") or {}
     samples = {r["hash"]: r["sample"] for r in records if r.get("sample")}

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from identlab.config import config_hash
-from identlab.core.io import ensure_writable_dir, read_json, write_json_atomic
+from identlab.core.io import ensure_writable_dir, read_json, refuse_empty_path, write_json_atomic
 from identlab.core.progress import tqdm
 from identlab.core.schema import ConfigError, short
 from identlab.sweep.spec import SweepSpec, plan
@@ -85,6 +85,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
 
     trackers = check_specs(trackers)
 
+    refuse_empty_path(out, "--out")
     out = Path(out)
     todo = plan(spec)
     hashes = [config_hash(c) for c, _ in todo]
@@ -94,10 +95,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
     ensure_writable_dir(out, "--out")  # takes data: a full disk is found before training
     t0 = time.perf_counter()
     with store.lock():
-        check_same_spec(spec, out, resume, store)  # before anything is moved or written
-        moved = store.quarantine()
+        # the spec check comes first: a refused run moves nothing
         prepare_dir(spec, out, resume, hashes, store,
                     cells={h: m for h, (_, m) in zip(hashes, todo)})
+        moved = store.quarantine()
         done = store.keys()
         pending = [(c, m) for (c, m), h in zip(todo, hashes) if h not in done]
         bar = tqdm(total=len(todo), initial=len(todo) - len(pending),

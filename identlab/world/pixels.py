@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from identlab.core.io import write_bytes_atomic, write_json_atomic
+from identlab.core.io import UsageError, ensure_writable_dir, write_bytes_atomic, write_json_atomic
 from identlab.core.progress import tqdm
-from identlab.core.schema import ConfigError, to_dict
+from identlab.core.registry import MIXERS
+from identlab.core.schema import ConfigError, short, to_dict
 
 __all__ = ["SHARD", "configure_gl", "cache_root", "FrameSet", "render_frames",
            "ensure_frames", "default_workers", "LiveRenderer"]
@@ -176,9 +177,6 @@ def check_frame_cache(cfgs) -> None:
     observations, before any output folder exists or any training starts: a read-only
     cache, or a file where the cache folder should be, is one line naming
     ``IDENTLAB_FRAME_CACHE``."""
-    from identlab.core.io import UsageError, ensure_writable_dir
-    from identlab.core.registry import MIXERS
-
     if not any(MIXERS.get(c.world.mixer.kind).rendered for c in cfgs):
         return
     root = cache_root()
@@ -190,8 +188,6 @@ def check_frame_cache(cfgs) -> None:
 
 
 def _cache_error(path, e: OSError) -> ConfigError:
-    from identlab.core.schema import short
-
     return ConfigError(CACHE_OPTION, f"cannot write {short(str(path), 120)} "
                        f"({e.strerror or e}); free space, remove it, or set {CACHE_OPTION} "
                        "to a writable folder")
