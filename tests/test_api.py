@@ -11,6 +11,7 @@ from pins import assert_matches_pin, assert_record_matches_pin
 import identlab as il
 from identlab.cli import main
 from identlab.measure.attribution import ATTRIBUTION_KEYS, VERDICTS
+from identlab.measure.protocol import TARGET_KEYS
 from identlab.record import Record, RecordError
 
 PIN = Path(__file__).parent / "data" / "pin_spiral.json"
@@ -43,13 +44,16 @@ def test_cli_record_matches_the_pinned_record(tmp_path):
 def _assert_pinned_metrics(metrics: dict, pinned: dict) -> None:
     """Every pinned metric keeps its value (within the tolerance of tests/pins.py); the
     only new keys are the attribution keys (DESIGN §7), all present, with a verdict from
-    the documented classes, and the bulk R² (a subset's R², so within rounding of
+    the documented classes, the scores against the theorem's target (z here, so equal to
+    those against z) and the bulk R² (a subset's R², so within rounding of
     [r2_hz - 0.05, 1])."""
     assert_matches_pin({k: v for k, v in metrics.items() if k in pinned}, pinned,
                        path="metrics")
-    assert set(metrics) - set(pinned) == {*ATTRIBUTION_KEYS, "r2_hz_bulk"}
+    assert set(metrics) - set(pinned) == {*ATTRIBUTION_KEYS, *TARGET_KEYS, "r2_hz_bulk"}
     assert pinned["r2_hz"] - 0.05 <= metrics["r2_hz_bulk"] <= 1.0
     assert metrics["verdict"] in VERDICTS
+    assert metrics["theorem_target"] == "z" and metrics["r2_target"] == metrics["r2_hz"]
+    assert metrics["bound_informative"] is (metrics["bound"] < metrics["bound_trivial"])
 
 
 def test_fit_score_equals_the_record(pinned_fit):

@@ -117,7 +117,7 @@ def _frame(verdicts, cells, status=None):
     return pd.DataFrame({"cell.a": cells, "seed": range(n),
                          "status": status or ["ok"] * n, "verdict": verdicts,
                          "loss_learned": np.linspace(1, 2, n), "loss_rotation": 1.0,
-                         "loss_gaussianized": 1.5, "loss_path_best": 1.2,
+                         "loss_alternative": 1.5, "loss_path_best": 1.2,
                          "lam_star": 0.01, "lam_effective": 0.5})
 
 
@@ -144,7 +144,7 @@ def test_cell_verdicts_count_diverged_runs_without_metrics():
     text = verdict_text(df, {"a": ["x", "y"]}, ["a"])
     assert "optimizer gap ⚙ in 1/2 cells" in text and "recovered ✓ in 1/2 cells" in text
     assert "a=x fails: optimizer gap in 2/3 seeds; diverged in 1/3 seeds" in text
-    assert "best rotation 1" in text
+    assert "best rotation of the target 1" in text
 
 
 def test_heatmap_shows_verdict_marks_and_legend():
@@ -213,3 +213,37 @@ def test_bench_only_attribution_merges_its_rows(tmp_path, capsys):
         assert 0.0 <= res[f"attribution_share_{law}"] < 1.0
         assert res[f"attribution_member_s_{law}"] >= 0.0
     assert "`attribution_share_gaussian`" in out.read_text()
+
+
+# ------------------------------------------------------------------ runs against the target
+def test_weak_lambda_run_collapses_and_its_bound_is_not_informative():
+    """λ 1e-5 on a tiny identity world: the alignment term shrinks the embedding (or the
+    best rotation's scale to its bound), and the verdict says collapsed; a bound at or
+    above a constant embedding's error cannot fail, and the record says so. The same
+    world at λ 0.1 keeps an informative bound."""
+    base = ["world.mixer.kind=identity", "learner.encoder.hidden=16",
+            "learner.encoder.depth=2", "learner.objective.slices=8", "train.steps=300",
+            "train.batch=64", "eval.n=600", "eval.sigreg_slices=16", "train.lr=0.01"]
+    weak = load_run(SPIRAL, [*base, "learner.objective.lam=1e-5"])
+    strong = load_run(SPIRAL, [*base, "learner.objective.lam=0.1"])
+    by_hash = {r["hash"]: r["metrics"] for r in run_configs([weak, strong], progress=False)}
+    w, s = by_hash[config_hash(weak)], by_hash[config_hash(strong)]
+    assert w["verdict"] == "collapsed"
+    assert w["theorem_target"] == "z" and w["bound_trivial"] == pytest.approx(2.0, abs=0.3)
+    assert w["bound_informative"] is (w["bound"] < w["bound_trivial"])
+    assert s["bound_informative"] is True and s["bound"] < s["bound_trivial"]
+    assert s["r2_target"] == s["r2_hz"] and s["verdict"] != "collapsed"
+
+
+def test_copula_run_is_scored_against_u():
+    """A copula-OU record carries theorem_target u, its R², CCA and bound against u, and
+    oracles that rotate u (with z as the alternative)."""
+    cfg = load_run(SPIRAL, [*TINY, "world.latent.kind=uniform",
+                            "world.dynamics.kind=copula_ou"])
+    (rec,) = run_configs([cfg], progress=False)
+    m = rec["metrics"]
+    assert rec["theorem_applies"] and rec["reasons"] == []
+    assert (m["theorem_target"], m["oracle_target"], m["alternative"]) == ("u", "u", "z")
+    assert m["r2_target"] == pytest.approx(m["r2_hz_gauss"], abs=1e-9)
+    assert m["bound"] is not None and m["procrustes_target"] is not None
+    assert m["verdict"] in VERDICTS

@@ -22,10 +22,22 @@ def test_world_json_keys(capsys):
 
 
 def test_world_verdict_names_the_reason(capsys):
+    assert main(["world", "world.latent.kind=laplace", "world.dynamics.kind=naive_additive",
+                 "-n", "2000"]) == 0
+    text = capsys.readouterr().out
+    assert "does not apply" in text and "not Gaussian" in text and "not stationary" in text
+
+
+def test_world_names_the_copula_target(capsys):
+    """A copula OU fails 'additive' in z, yet the theorem applies to u = Φ⁻¹(F(z))."""
     assert main(["world", "world.latent.kind=laplace", "world.dynamics.kind=copula_ou",
                  "-n", "2000"]) == 0
     text = capsys.readouterr().out
-    assert "does not apply" in text and "not Gaussian" in text and "not additive" in text
+    assert "additive=no" in text and "theorem applies to u = Φ⁻¹(F(z))" in text
+    assert main(["world", "world.latent.kind=laplace", "world.dynamics.kind=copula_ou",
+                 "-n", "2000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["theorem_target"] == "u" and out["theorem_applies"] and out["reasons"] == []
 
 
 @pytest.mark.parametrize("kinds", [

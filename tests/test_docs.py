@@ -134,9 +134,10 @@ def test_records_page_lists_every_key_of_a_real_record(tiny_records):
 
 def test_glossary_covers_every_declared_metric_key():
     from identlab.measure import attribution, glossary, metrics, planning, stats, trajectory
-    from identlab.measure.protocol import TIMING_KEYS
+    from identlab.measure.protocol import TARGET_KEYS, TIMING_KEYS
 
     declared = {*metrics.METRIC_KEYS, *metrics.BOUND_KEYS, *attribution.ATTRIBUTION_KEYS,
+                *TARGET_KEYS,
                 *planning.PLAN_KEYS, *trajectory.TRAJ_KEYS, *stats.SUMMARY_KEYS}
     missing = sorted(k for k in declared if not glossary.describe(k))
     assert not missing, missing

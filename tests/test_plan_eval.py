@@ -19,7 +19,7 @@ from identlab.learn.program import run_configs
 from identlab.measure.attribution import ATTRIBUTION_KEYS
 from identlab.measure.config import PlanConfig
 from identlab.measure.planning import PLAN_KEYS
-from identlab.measure.protocol import TIMING_KEYS
+from identlab.measure.protocol import TARGET_KEYS, TIMING_KEYS
 from identlab.show.report import write_report
 from identlab.sweep.run import run_sweep
 from identlab.sweep.spec import load_spec
@@ -148,7 +148,8 @@ def test_default_record_matches_the_pin(capsys):
     pin.pop("provenance", None)
     # the attribution keys (DESIGN §7) and the bulk R² are new; every pinned value stays
     # (within the tolerance of tests/pins.py)
-    assert set(rec["metrics"]) - set(pin["metrics"]) == {*ATTRIBUTION_KEYS, "r2_hz_bulk"}
+    assert set(rec["metrics"]) - set(pin["metrics"]) == {*ATTRIBUTION_KEYS, *TARGET_KEYS,
+                                                         "r2_hz_bulk"}
     assert_record_matches_pin(rec, pin)
 
 

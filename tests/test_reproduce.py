@@ -442,9 +442,9 @@ def test_verdict_text_counts_classes_and_losses():
                                    "optimizer_gap+nonrotation", None],
                        "loss_learned": [0.03, 0.04, 0.05, None],
                        "loss_rotation": [0.06, 0.06, 0.06, None],
-                       "loss_gaussianized": [0.02, 0.02, 0.02, None]})
+                       "loss_alternative": [0.02, 0.02, 0.02, None]})
     text = rp.verdict_text(df)
     assert text.startswith("non-rotation optimum 2/4")
     assert "optimizer gap and non-rotation optimum 1/4" in text and "diverged 1/4" in text
-    assert "J learned 0.04, best rotation 0.06, Φ⁻¹(F(z)) 0.02" in text
+    assert "J learned 0.04, best rotation of the target 0.06, the alternative 0.02" in text
     assert rp.verdict_text(df.drop(columns="verdict").iloc[:3]).startswith("no verdict")

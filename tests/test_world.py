@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from identlab.config import load_run
 from identlab.core import seeding
@@ -57,9 +58,10 @@ def world_cfg(latent: dict, dynamics: dict, mixer: dict | None = None, dim: int 
 @pytest.mark.parametrize("did,dyn,stat,add", DYNAMICS, ids=[d[0] for d in DYNAMICS])
 @pytest.mark.parametrize("lid,lat,gauss,laplace", LATENTS, ids=[x[0] for x in LATENTS])
 def test_flags_and_reasons(lid, lat, gauss, laplace, did, dyn, stat, add):
-    """Each (latent, dynamics) pair reports DESIGN's gaussian / stationary / additive flags;
-    theorem_applies is their conjunction; reasons() is non-empty exactly when it fails.
-    laplace_ar with a non-Laplace law is refused at config time."""
+    """Each (latent, dynamics) pair reports DESIGN's gaussian / stationary / additive flags
+    of z; the theorem applies in z exactly when all three hold, and otherwise only to a
+    copula OU (Gaussian OU in u = Φ⁻¹(F(z))); reasons() is non-empty exactly when it
+    does not apply. laplace_ar with a non-Laplace law is refused at config time."""
     if dyn["kind"] == "laplace_ar" and not laplace:
         with pytest.raises(ConfigError, match=r"world\.dynamics\.kind"):
             world_cfg(lat, dyn)
@@ -68,25 +70,47 @@ def test_flags_and_reasons(lid, lat, gauss, laplace, did, dyn, stat, add):
     flags = w.flags
     assert flags.as_dict() == {"gaussian": gauss, "stationary": stat(gauss),
                                "additive": add(gauss)}
-    assert w.theorem_applies is (gauss and stat(gauss) and add(gauss))
+    in_z = gauss and stat(gauss) and add(gauss)
+    assert (w.theorem_target == "z") is in_z
+    assert (w.theorem_target == "u") is (dyn["kind"] == "copula_ou" and not gauss)
+    assert w.theorem_applies is (w.theorem_target is not None)
     reasons = w.reasons()
     assert isinstance(reasons, list) and all(isinstance(r, str) and r for r in reasons)
     assert bool(reasons) is (not w.theorem_applies)
 
 
-def test_theorem_applies_exactly_for_gaussian_stationary_additive():
-    """Over the whole grid the theorem applies only to Gaussian latents with ou, copula_ou,
-    naive_additive or drift at strength 0."""
-    applies = set()
+def test_theorem_target_over_the_whole_grid():
+    """Over the whole grid the theorem applies in z only to Gaussian latents with ou,
+    copula_ou, naive_additive or drift at strength 0, in u to every non-Gaussian copula
+    OU, and to nothing else (laplace_ar, drift, naive or OU noise on non-Gaussian laws)."""
+    target = {}
     for lid, lat, _, laplace in LATENTS:
         for did, dyn, _, _ in DYNAMICS:
             if dyn["kind"] == "laplace_ar" and not laplace:
                 continue
-            if World(world_cfg(lat, dyn), 0).theorem_applies:
-                applies.add((lid, did))
+            t = World(world_cfg(lat, dyn), 0).theorem_target
+            if t is not None:
+                target[(lid, did)] = t
     gaussians = ("gaussian", "gaussian_aniso", "gennorm_2")
     dyns = ("ou", "ou_per_dim", "copula_ou", "naive_additive", "drift_0")
-    assert applies == {(g, d) for g in gaussians for d in dyns}
+    others = {lid for lid, *_ in LATENTS} - set(gaussians)
+    assert target == {**{(g, d): "z" for g in gaussians for d in dyns},
+                      **{(o, "copula_ou"): "u" for o in others}}
+
+
+def test_copula_ou_is_gaussian_ou_in_its_target():
+    """u = Φ⁻¹(F(z)) of a copula OU world is N(0, 1) per dimension with one-step
+    correlation ρ and additive Gaussian innovations u' − ρu independent of u."""
+    w = World(world_cfg({"kind": "uniform"}, {"kind": "copula_ou", "rho": 0.9}), 0)
+    z_t, z_t1 = w.sample_pairs(40000, np.random.default_rng(3))
+    u_t, u_t1 = w.target(z_t), w.target(z_t1)
+    assert np.allclose(u_t.mean(0), 0, atol=0.02) and np.allclose(u_t.var(0), 1, atol=0.03)
+    for k in range(2):
+        assert np.corrcoef(u_t[:, k], u_t1[:, k])[0, 1] == pytest.approx(0.9, abs=0.005)
+        eta = u_t1[:, k] - 0.9 * u_t[:, k]
+        assert abs(np.corrcoef(eta, u_t[:, k] ** 2)[0, 1]) < 0.02  # no heteroscedasticity
+        assert stats.kstest(eta / np.sqrt(1 - 0.81), "norm").pvalue > 1e-3
+    assert w.rho == pytest.approx(0.9)
 
 
 def test_non_gaussian_reason_mentions_law_and_kurtosis():

@@ -152,18 +152,26 @@ def cmd_world(args) -> int:
     world = World(cfg.world, cfg.seed)
     diag = _finite_or_none(world.diagnostics(n=args.n, k=args.k))
     out = {"world": _world_desc(cfg), "flags": world.flags.as_dict(),
-           "theorem_applies": world.theorem_applies, "reasons": world.reasons(),
-           "checks": diag}
+           "theorem_applies": world.theorem_applies,
+           "theorem_target": world.theorem_target, "target_note": world.target_note(),
+           "reasons": world.reasons(), "checks": diag}
     if args.json:
         print(json.dumps(out, indent=1, allow_nan=False))
         return 0
     print(f"world   {out['world']}")
     f = out["flags"]
-    print("flags   " + "  ".join(f"{k}={'yes' if v else 'no'}" for k, v in f.items()))
-    if world.theorem_applies:
-        print("verdict theorem applies: Gaussian latents, stationary additive-noise dynamics")
+    print("flags   " + "  ".join(f"{k}={'yes' if v else 'no'}" for k, v in f.items())
+          + "  (of z itself)")
+    if world.theorem_target == "z":
+        print("verdict theorem applies to z: Gaussian latents, stationary additive-noise "
+              "dynamics")
+    elif world.theorem_target == "u":
+        print("verdict theorem applies to u = Φ⁻¹(F(z)): the world is Gaussian OU in u, seen "
+              "through the invertible mixer g∘F⁻¹∘Φ; LeJEPA should recover u up to a "
+              "rotation, not z")
     else:
-        print("verdict theorem does not apply because:")
+        print("verdict theorem does not apply (no componentwise reparametrization of z is "
+              "Gaussian OU; the world tests the converse) because:")
         for r in world.reasons():
             print(f"        - {r}")
     print(f"mixer   {diag['mixer']}")
@@ -291,7 +299,9 @@ def format_records(records) -> str:
     r0 = records[0]
     lines.append("")
     flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in r0.flags.items())
-    lines.append(f"flags: {flags}; theorem applies: {'yes' if r0.theorem_applies else 'no'}")
+    target = r0.metric("theorem_target")
+    applies = "no" if not r0.theorem_applies else (f"yes, to {target}" if target else "yes")
+    lines.append(f"flags: {flags}; theorem applies: {applies}")
     p = r0.provenance
     lines.append(f"device {p['device']}, {p['steps_per_s']:.1f} steps/s, "
                  f"wall {p['wall_s']:.1f} s for {len(records)} member(s)")

@@ -22,7 +22,6 @@ import torch
 
 from identlab.core import seeding
 from identlab.learn.train import Hyper, train
-from identlab.measure.attribution import gaussianize
 from identlab.measure.metrics import r2_linear, r2_linear_bulk
 from identlab.measure.thresholds import BULK_QUANTILE
 
@@ -34,7 +33,7 @@ POOL_HELD_OUT = 0.2
 
 def warm_target(z: np.ndarray, world, target: str) -> np.ndarray:
     """The regression target of latents z (n, N): z itself or Φ⁻¹(F(z)) per dimension."""
-    return np.asarray(z, np.float64) if target == "latent" else gaussianize(z, world.latent)
+    return np.asarray(z, np.float64) if target == "latent" else world.latent.gaussianize(z)
 
 
 def _pool(cfg, world, dev):

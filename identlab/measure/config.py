@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from identlab.core.schema import ConfigError, interval, param
+from identlab.measure.thresholds import POWER_FRACTION
 
 __all__ = ["EvalConfig", "PlanConfig", "AttributionConfig"]
 
@@ -66,10 +67,13 @@ class PlanConfig:
 @dataclass(frozen=True)
 class AttributionConfig:
     """Attribution losses (DESIGN §7, :mod:`identlab.measure.attribution`): the expected
-    training loss J of the learned embedding and of oracles built from z, on the first
-    ``pairs`` held-out pairs over ``directions`` seeded directions (the ``attribution``
-    stream), at the run's λ (its final value under a schedule), batch, knots, t_max,
-    views and SIGReg scale. On by default: every record carries the keys."""
+    training loss J of the learned embedding and of oracles built from the theorem's
+    target, on the first ``pairs`` held-out pairs over ``directions`` seeded directions
+    (the ``attribution`` stream; doubled up to ``max_directions`` while the verdict is
+    underpowered), the oracles' scales fitted on the next ``pairs`` pairs over
+    ``fit_directions`` other directions, at the run's λ (its final value under a
+    schedule), batch, knots, t_max, views and SIGReg scale. On by default: every record
+    carries the keys."""
 
     enabled: bool = param(True, doc="add the attribution keys (loss_*, lam_star, "
                                     "r2_hz_gauss, verdict) to every record")
@@ -81,7 +85,26 @@ class AttributionConfig:
                                 "direction SE needs at least 2)")
     path: tuple[float, ...] = param((0.5,), check=interval(0.0, 1.0, lo_open=True,
                                                             hi_open=True),
-                                    doc="points s of the oracle path (1-s)·z + s·Φ⁻¹(F(z))")
+                                    doc="points s of the oracle path (1-s)·target + "
+                                        "s·alternative (z and Φ⁻¹(F(z)), one way or the "
+                                        "other)")
+    max_directions: int = param(256, check=interval(2), omit_default=True,
+                                doc="cap of the adaptive direction budget: directions "
+                                    "double while the verdict is underpowered")
+    fit_directions: int = param(32, check=interval(2), omit_default=True,
+                                doc="directions the oracles' scales are fitted on (fresh "
+                                    "ones, disjoint from the scored directions)")
+    power: float = param(POWER_FRACTION, check=interval(0.0, 1.0, lo_open=True),
+                         omit_default=True,
+                         doc="a verdict is powered when 3 SE of its comparisons with the "
+                             "rotation are at most this share of the rotation's J; else "
+                             "'underpowered'")
+
+    def __post_init__(self) -> None:
+        if self.max_directions < self.directions:
+            raise ConfigError("eval.attribution.max_directions",
+                              f"= {self.max_directions}: at least eval.attribution."
+                              f"directions = {self.directions}")
 
 
 @dataclass(frozen=True)

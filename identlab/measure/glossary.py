@@ -96,22 +96,46 @@ _EMBEDDING = {
 }
 _ATTRIBUTION = {
     "loss_learned": "expected training loss J of the learned h at the run's final λ",
-    "loss_rotation": "J of the best rescaled rotation of z (per-dimension or scalar scale)",
-    "loss_rotation_scalar": "J of the best rotation of z with one scalar scale",
-    "loss_rotation_dims": "J of the best rotation of z with one scale per dimension",
-    "loss_gaussianized": "J of the best-scaled Gaussianized latent Φ⁻¹(F(z))",
-    "loss_path_best": "J of the cheapest point of the path (1−s)·z + s·Φ⁻¹(F(z))",
+    "loss_rotation": "J of the best rescaled rotation of the theorem's target (z where there "
+                     "is none; per-dimension or scalar scale, fitted on other pairs and "
+                     "directions)",
+    "loss_rotation_scalar": "J of the best rotation of the target with one scalar scale",
+    "loss_rotation_dims": "J of the best rotation of the target with one scale per dimension",
+    "loss_alternative": "J of the best-scaled alternative parametrization (see alternative)",
+    "alternative": "the non-rotation oracle: gaussianized (Φ⁻¹(F(z))), gaussianized_pooled "
+                   "(Φ⁻¹ of the pooled empirical CDF, for a moving marginal) or z (for a u "
+                   "target)",
+    "oracle_target": "what the rotation oracle rotates: z, or u = Φ⁻¹(F(z))",
+    "loss_z": "J of the best-scaled rotation of z, whatever the target",
+    "loss_gaussianized": "J of the best-scaled Φ⁻¹(F(z)) with the law's F (null for a moving "
+                         "marginal)",
+    "loss_path_best": "J of the cheapest point of the path (1−s)·target + s·alternative",
     "path_s_best": "the s of that cheapest path point",
     "loss_se": "standard error of loss_learned (pairs and directions)",
     "gap": "loss_learned minus the cheapest oracle's J",
     "gap_se": "standard error of gap (paired: same pairs and directions)",
+    "gap_rotation": "loss_learned minus the best rotation's J (negative: h is cheaper)",
+    "gap_rotation_se": "standard error of gap_rotation (paired)",
+    "resolution": "the largest 3 SE, as a share of the rotation's J, among the comparisons "
+                  "with the rotation that did not exceed the margin (0: all decided)",
+    "directions_used": "directions J was scored on (doubled while underpowered, capped)",
     "lam_star": "the λ in [0, 1] at which the learned h and the best rotation cost the same "
                 "(null when they do not cross)",
     "lam_effective": "weight of SIGReg's distance term: λ·M (batch scale) or λ (sample scale)",
     "scale_rotation": "the fitted scale of the best rotation oracle",
     "r2_hz_gauss": "held-out linear R² of Φ⁻¹(F(z)) from h",
     "verdict": "attribution class: recovered, optimizer_gap, nonrotation_optimum, "
-               "optimizer_gap+nonrotation, inconclusive or diverged",
+               "optimizer_gap+nonrotation, near_rotation_optimum, underpowered, "
+               "inconclusive, collapsed or diverged",
+}
+_TARGET = {
+    "theorem_target": "the variable the theorem is about: z, u (= Φ⁻¹(F(z)), copula OU) or "
+                      "null (no componentwise reparametrization is Gaussian OU)",
+    "r2_target": "held-out linear R² of the theorem's target from h (null without a target)",
+    "cca_target": "mean held-out canonical correlation of h and the target",
+    "procrustes_target": "Procrustes error of h against the target (the bound's left side)",
+    "bound_trivial": "Procrustes error of a constant embedding: the target's total variance",
+    "bound_informative": "the bound is below bound_trivial, so it could fail",
 }
 _PLANNING = {
     "plan_regret": "median over start–goal pairs of J/J* − 1 of latent LQR against LQR on z",
@@ -138,6 +162,7 @@ _TRAJECTORY = {
 METRIC_GROUPS: dict[str, dict[str, str]] = {
     "Linear recovery": _RECOVERY,
     "The approximation bound": _BOUND,
+    "The theorem's target": _TARGET,
     "The embedding itself": _EMBEDDING,
     "Attribution": _ATTRIBUTION,
     "Planning": _PLANNING,

@@ -22,14 +22,23 @@ import torch
 
 from identlab.core import seeding
 from identlab.core.registry import ENCODERS, MIXERS
-from identlab.measure.attribution import ATTRIBUTION_KEYS, attribution_metrics, r2_hz_gauss
-from identlab.measure.metrics import evaluate, r2_knn, r2_linear, r2_linear_bulk
+from identlab.measure.attribution import (
+    ATTRIBUTION_KEYS,
+    attribution_metrics,
+    oracle_latents,
+    r2_hz_gauss,
+)
+from identlab.measure.metrics import BOUND_KEYS, evaluate, r2_knn, r2_linear, r2_linear_bulk
 from identlab.measure.planning import plan_metrics
 from identlab.measure.thresholds import BULK_QUANTILE
 from identlab.world.control import ControlledWorld
 
 __all__ = ["score_member", "plan_scores", "attribution_scores", "attribution_setting",
-           "grid_latents", "SCATTER_POINTS", "TIMING_KEYS"]
+           "target_scores", "grid_latents", "SCATTER_POINTS", "TIMING_KEYS", "TARGET_KEYS"]
+
+# The scores against the theorem's target (World.theorem_target) every record carries.
+TARGET_KEYS = ("theorem_target", "r2_target", "cca_target", "procrustes_target",
+               "bound_trivial", "bound_informative")
 
 # Wall-clock entries score_member may add to the metrics; the record moves them to its
 # provenance so that metrics stay a function of the config alone.
@@ -46,7 +55,11 @@ def score_member(cfg, world, embed: Embed) -> tuple[dict, dict | None]:
     n = z_t.shape[0]
     if not np.all(np.isfinite(h)):
         return {"nonfinite_embedding": True, "verdict": "diverged"}, None
-    out = evaluate(h[:n], h[n:], z_t, z_t1, cfg.eval, rho=world.rho, seed=cfg.seed)
+    # the bound is the theorem's, so it is scored against the target (below) when that
+    # is u; against z it is left out
+    rho_z = world.rho if world.theorem_target == "z" else None
+    out = evaluate(h[:n], h[n:], z_t, z_t1, cfg.eval, rho=rho_z, seed=cfg.seed)
+    out.update(target_scores(cfg, world, h[:n], h[n:], z_t, z_t1, out))
     x_flat = x[:n].reshape(n, -1).float().numpy()
     out["r2_xz"] = _r2_from_observations(x_flat, z_t, cfg.eval.fit_fraction)
     out["r2_hz_bulk"] = _r2_bulk(h, z_t, z_t1, cfg.eval.fit_fraction)
@@ -59,7 +72,8 @@ def score_member(cfg, world, embed: Embed) -> tuple[dict, dict | None]:
     if cfg.eval.plan.enabled:
         out.update(plan_scores(cfg, world, embed))
     if cfg.eval.attribution.enabled:
-        out.update(attribution_scores(cfg, world, h[:n], h[n:], z_t, z_t1, out.get("r2_hz")))
+        r2_near = out["r2_target"] if world.theorem_target else out.get("r2_hz")
+        out.update(attribution_scores(cfg, world, h[:n], h[n:], z_t, z_t1, r2_near))
     sample = None
     if cfg.world.dim == 2:  # a small sample for h-vs-z scatter plots
         m = min(SCATTER_POINTS, n)
@@ -138,22 +152,58 @@ def preserves_volume(cfg) -> bool:
                 and MIXERS.get(cfg.world.mixer.kind).preserves_volume(cfg.world.mixer))
 
 
-def attribution_scores(cfg, world, h_t, h_t1, z_t, z_t1, r2_hz: float | None) -> dict:
+def target_scores(cfg, world, h_t, h_t1, z_t, z_t1, scores: dict) -> dict:
+    """``TARGET_KEYS`` of one member: ``theorem_target`` (z, u or None), R², CCA and
+    Procrustes error against that variable (with ``scores``, the member's scores
+    against z, reused when the target is z), and whether the bound is informative:
+    ``bound_trivial`` is the Procrustes error of a constant embedding (the target's total
+    variance), which no bound above it can improve on. A ``u`` target also moves every
+    bound key (``BOUND_KEYS``) and ``sigreg_stat_expected_pairs`` onto u."""
+    target = world.theorem_target
+    out = dict.fromkeys(TARGET_KEYS)
+    out["theorem_target"] = target
+    if target is None:
+        return out
+    if target == "z":
+        ev = scores
+    else:
+        u_t, u_t1 = world.target(z_t), world.target(z_t1)
+        ev = evaluate(h_t, h_t1, u_t, u_t1, cfg.eval, rho=world.rho, seed=cfg.seed)
+        out.update({k: ev.get(k) for k in (*BOUND_KEYS, "sigreg_stat_expected_pairs")})
+    y = world.target(np.concatenate([z_t, z_t1]))
+    trivial = float(np.var(y, axis=0).sum())
+    bound = ev.get("bound")
+    out.update(r2_target=ev.get("r2_hz"), cca_target=ev.get("cca_mean"),
+               procrustes_target=ev.get("procrustes"), bound_trivial=trivial,
+               bound_informative=None if bound is None else bool(bound < trivial))
+    return out
+
+
+def attribution_scores(cfg, world, h_t, h_t1, z_t, z_t1, r2_target: float | None) -> dict:
     """The attribution keys (``ATTRIBUTION_KEYS``) of one member on its held-out pairs,
-    seeded from the ``attribution`` stream. For objectives without SIGReg
-    (:func:`attribution_setting` is None) only ``r2_hz_gauss`` is computed (R² against
-    Φ⁻¹(F(z)) needs no loss); the loss keys and the verdict are None."""
+    seeded from the ``attribution`` stream. The oracles rotate the world's theorem
+    target (z where it has none) and the pairs are split into score and fit pairs
+    (:func:`~identlab.measure.attribution.oracle_latents`). ``r2_target``: R² of h
+    against that target. For objectives without SIGReg (:func:`attribution_setting` is
+    None) only ``r2_hz_gauss`` is computed (R² against Φ⁻¹(F(z)) needs no loss); the
+    loss keys and the verdict are None."""
     a = cfg.eval.attribution
     seed = int(seeding.rng(cfg.seed, "attribution").integers(2**31 - 1))
     setting = attribution_setting(cfg)
+    r2g = _r2_gauss(h_t, h_t1, z_t, z_t1, world.latent, cfg)
     if setting is None:
         out = dict.fromkeys(ATTRIBUTION_KEYS)
-        out["r2_hz_gauss"] = _r2_gauss(h_t, h_t1, z_t, z_t1, world.latent, cfg)
+        out["r2_hz_gauss"] = r2g
         return out
-    return attribution_metrics(h_t, h_t1, z_t, z_t1, world.latent, **setting,
-                               directions=a.directions, pairs=min(a.pairs, len(z_t)),
-                               path=a.path, seed=seed, r2_hz=r2_hz,
-                               fit_fraction=cfg.eval.fit_fraction)
+    lat = oracle_latents(z_t, z_t1, world.latent, world.theorem_target, pairs=a.pairs,
+                         marginal_known=world.dynamics.marginal_known)
+    m = len(lat.score[0])
+    out = attribution_metrics(h_t[:m], h_t1[:m], lat, **setting, directions=a.directions,
+                              max_directions=a.max_directions,
+                              fit_directions=a.fit_directions, power=a.power, path=a.path,
+                              seed=seed, r2_target=r2_target)
+    out["r2_hz_gauss"] = r2g
+    return out
 
 
 def _r2_gauss(h_t, h_t1, z_t, z_t1, law, cfg) -> float | None:

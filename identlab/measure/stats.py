@@ -15,7 +15,8 @@ from identlab.core.schema import value_label
 
 __all__ = ["TABLE_METRICS", "SUMMARY_KEYS", "ok_rows", "axis_levels", "level_of", "numeric_levels",
            "cell_stats",
-           "bound_rows", "align_orthogonal", "row_verdicts", "majority_verdict",
+           "bound_rows", "bound_error", "bound_counts", "bound_counts_text",
+           "align_orthogonal", "row_verdicts", "majority_verdict",
            "cell_verdicts", "verdict_mark", "VERDICT_MARKS", "VERDICT_NAMES",
            "VERDICT_PRIORITY", "VERDICT_LOSSES", "trajectory_rows", "trajectory_stats",
            "departure_step"]
@@ -95,30 +96,74 @@ def align_orthogonal(h: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 # ------------------------------------------------------------------ bound
+def bound_error(rows: pd.DataFrame) -> pd.Series:
+    """The recovery error the bound is about: the Procrustes error against the theorem's
+    target (``procrustes_target``; z or u), against z for records without it."""
+    p = pd.to_numeric(rows["procrustes"], errors="coerce") if "procrustes" in rows else \
+        pd.Series(np.nan, index=rows.index)
+    if "procrustes_target" in rows:
+        p = pd.to_numeric(rows["procrustes_target"], errors="coerce").fillna(p)
+    return p
+
+
 def bound_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Ok rows with a finite, positive bound and a finite Procrustes error."""
+    """Ok rows with a finite, positive bound and a finite recovery error (bound_error)."""
     rows = ok_rows(df)
     if "bound" not in rows or "procrustes" not in rows:
         return rows.iloc[0:0]
     b = pd.to_numeric(rows["bound"], errors="coerce")
-    p = pd.to_numeric(rows["procrustes"], errors="coerce")
-    return rows[np.isfinite(b) & (b > 0) & np.isfinite(p)]
+    return rows[np.isfinite(b) & (b > 0) & np.isfinite(bound_error(rows))]
+
+
+def bound_counts(rows: pd.DataFrame) -> dict:
+    """How often the bound holds among ``rows`` with a bound verdict, and among those
+    whose bound is informative (below the error of a constant embedding, the target's
+    total variance): ``holds``, ``checked``, ``informative``, ``informative_holds`` (the
+    last two None for records without ``bound_informative``)."""
+    keep = rows["bound_holds"].notna() if "bound_holds" in rows else \
+        pd.Series(False, index=rows.index)
+    held = rows.loc[keep, "bound_holds"].astype(bool) if keep.any() else pd.Series([], dtype=bool)
+    out = {"holds": int(held.sum()), "checked": len(held), "informative": None,
+           "informative_holds": None}
+    if "bound_informative" in rows and rows.loc[keep, "bound_informative"].notna().any():
+        info = rows.loc[keep, "bound_informative"].astype("boolean").fillna(False).astype(bool)
+        out["informative"] = int(info.sum())
+        out["informative_holds"] = int(held[info].sum())
+    return out
+
+
+def bound_counts_text(c: dict) -> str:
+    """'holds in 90/90 runs; 12 of them informative (bound below a constant embedding's
+    error), holds in 12/12'."""
+    text = f"holds in {c['holds']}/{c['checked']} runs"
+    if c["informative"] is not None:
+        text += (f"; {c['informative']} of them informative (bound below a constant "
+                 f"embedding's error), holds in {c['informative_holds']}/{c['informative']}")
+    return text
 
 
 # ------------------------------------------------------------------ attribution verdicts
 # Marks of the attribution classes (DESIGN §7) on heatmaps and in text.
 VERDICT_MARKS = {"recovered": "✓", "optimizer_gap": "⚙", "nonrotation_optimum": "✗",
-                 "optimizer_gap+nonrotation": "⚙✗", "inconclusive": "?", "diverged": "†"}
-VERDICT_NAMES = {"recovered": "recovered", "optimizer_gap": "optimizer gap",
+                 "optimizer_gap+nonrotation": "⚙✗", "near_rotation_optimum": "≈",
+                 "underpowered": "○", "inconclusive": "?", "collapsed": "∅", "diverged": "†"}
+VERDICT_NAMES = {"recovered": "recovered",
+                 "optimizer_gap": "optimizer gap",
                  "nonrotation_optimum": "non-rotation optimum",
                  "optimizer_gap+nonrotation": "optimizer gap and non-rotation optimum",
+                 "near_rotation_optimum": "near-rotation optimum (an h close to the target "
+                                          "that the objective prefers to the rotation)",
+                 "underpowered": "underpowered (the losses could not resolve 5 % of J)",
                  "inconclusive": "inconclusive (a non-rotation that ties with the rotation)",
+                 "collapsed": "collapsed (the embedding, or the best rotation's scale, "
+                              "shrinks to nothing)",
                  "diverged": "diverged"}
 # A tie between classes goes to the first of these (the more severe reading).
-VERDICT_PRIORITY = ("diverged", "optimizer_gap+nonrotation", "nonrotation_optimum",
-                    "optimizer_gap", "inconclusive", "recovered")
+VERDICT_PRIORITY = ("diverged", "collapsed", "optimizer_gap+nonrotation",
+                    "nonrotation_optimum", "near_rotation_optimum", "optimizer_gap",
+                    "underpowered", "inconclusive", "recovered")
 # Per-cell means of these record keys go with the verdict counts.
-VERDICT_LOSSES = ("loss_learned", "loss_rotation", "loss_gaussianized", "loss_path_best",
+VERDICT_LOSSES = ("loss_learned", "loss_rotation", "loss_alternative", "loss_path_best",
                   "lam_star", "lam_effective")
 
 

@@ -7,7 +7,7 @@ its own name; none of them is a tuning knob of the science.
 
 __all__ = ["RECOVERED_R2", "DEFAULT_PLOT_THRESHOLD", "BOUND_MARK_R2", "EXACT_R2", "STALL_R2",
            "TWISTED_NL_R2", "TWISTED_LINEAR_R2", "BULK_QUANTILE", "STABLE_R2_TOL",
-           "STABLE_SE_MULTIPLE"]
+           "STABLE_SE_MULTIPLE", "POWER_FRACTION", "COLLAPSE_VAR"]
 
 # Phase diagrams call a cell recovered at R² ≥ 0.95 (the spec's heatmap ``threshold``);
 # 0.95 is the paper's own "linear identifiability" cut in its gennorm figure. Light-tailed
@@ -56,3 +56,13 @@ STABLE_R2_TOL = 0.02
 # oracle's: SIGReg's J is an average over pairs and directions, so agreement is only
 # testable up to its SE; a departure moves J by tens of SEs (Laplace: .0335 -> .0224).
 STABLE_SE_MULTIPLE = 3.0
+
+# A verdict is powered when its comparisons with the rotation could see a difference of
+# this share of the rotation's J at SE_MULTIPLE standard errors (attribution.resolution):
+# the gaps the attribution names are 1.5-33 % of J, and a tie called at a 20 % resolution
+# says nothing about them. Below this power the verdict is ``underpowered``, not a tie.
+POWER_FRACTION = 0.05
+
+# An embedding whose mean per-dimension variance is below this has collapsed: SIGReg pulls
+# a working embedding to unit variance, and a weak λ (1e-4) leaves one at ≈ 1e-9.
+COLLAPSE_VAR = 1e-6

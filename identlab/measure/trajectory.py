@@ -20,7 +20,8 @@ stream. Objectives without SIGReg get None for the loss keys.
 **Stability.** A rotation start (``learner.init``: supervised, target latent) is
 ``rotation_stable`` when the run ends with its bulk R²(h→z) at most STABLE_R2_TOL below
 the warm start's bulk R² and its J within STABLE_SE_MULTIPLE of its SE of the rotation
-oracle's J (``|loss_learned − loss_rotation| ≤ STABLE_SE_MULTIPLE · loss_se``); other
+oracle's J (``|loss_learned − loss_z| ≤ STABLE_SE_MULTIPLE · loss_se``, the best scaled
+rotation of z whatever the world's target); other
 runs get None.
 """
 
@@ -32,6 +33,7 @@ import torch
 from identlab.core import seeding
 from identlab.measure.attribution import (
     LossSetting,
+    OracleLatents,
     directions_for,
     oracle_losses,
     r2_hz_gauss,
@@ -74,11 +76,14 @@ class TrajectoryProbe:
     def _oracles(self) -> dict:
         if self.setting is None:
             return {"traj_loss_rotation": None, "traj_loss_gaussianized": None}
-        o = oracle_losses(self.z_t, self.z_t1, self.law, self.setting, self.dirs, (),
-                          fixed_scale=self.fixed_scale)
+        # z and Φ⁻¹(F(z)) whatever the world's target: the trajectory follows both starts
+        # (scales fitted on the scored pairs and directions, as for the learned h's
+        # best rescaling on the same set: a trajectory compares like with like)
+        lat = OracleLatents("z", "gaussianized", _full(self.z_t, self.z_t1, self.law), None)
+        o = oracle_losses(lat, self.setting, self.dirs, (), fixed_scale=self.fixed_scale)
         lam = self.setting.lam
         return {"traj_loss_rotation": float(o.rotation.value(lam)),
-                "traj_loss_gaussianized": float(o.gaussianized.value(lam))}
+                "traj_loss_gaussianized": float(o.alternative.value(lam))}
 
     def record(self, step: int, h: np.ndarray) -> None:
         """Score the embedding h (2n, N) of the set's observations after ``step`` updates."""
@@ -106,11 +111,16 @@ class TrajectoryProbe:
         return {**{k: list(v) for k, v in self.rows.items()}, **self.oracles}
 
 
+def _full(z_t, z_t1, law) -> tuple[np.ndarray, ...]:
+    """(z_t, z_t1, Φ⁻¹(F(z_t)), Φ⁻¹(F(z_t1))) on every trajectory pair."""
+    return (z_t, z_t1, law.gaussianize(z_t), law.gaussianize(z_t1))
+
+
 def rotation_stable(metrics: dict, init_r2_bulk: float | None) -> bool | None:
     """True when a rotation start ended where it began (module docstring), False when it
     left, None when a number it needs is missing."""
     need = (metrics.get("r2_hz_bulk"), metrics.get("loss_learned"),
-            metrics.get("loss_rotation"), metrics.get("loss_se"), init_r2_bulk)
+            metrics.get("loss_z"), metrics.get("loss_se"), init_r2_bulk)
     if any(v is None for v in need):
         return None
     r2, learned, rot, se, start = need

@@ -12,12 +12,21 @@ from __future__ import annotations
 import pandas as pd
 
 from identlab.core.fmt import fmt, mean_std
-from identlab.measure.stats import VERDICT_MARKS, VERDICT_NAMES
+from identlab.measure.stats import VERDICT_MARKS, VERDICT_NAMES, bound_counts, bound_counts_text
 from identlab.measure.thresholds import RECOVERED_R2
 
 __all__ = ["sweep_findings"]
 
-METRIC = "r2_hz"
+METRIC = "r2_goal"  # R² against the theorem's target where there is one, else against z
+
+
+def _with_goal(ok: pd.DataFrame) -> pd.DataFrame:
+    """``r2_goal``: r2_target where the record has one (z or u), else r2_hz."""
+    goal = pd.to_numeric(ok["r2_hz"], errors="coerce") if "r2_hz" in ok else \
+        pd.Series(float("nan"), index=ok.index)
+    if "r2_target" in ok:
+        goal = pd.to_numeric(ok["r2_target"], errors="coerce").fillna(goal)
+    return ok.assign(r2_goal=goal)
 
 
 def _cell_label(row: pd.Series, cols: list[str]) -> str:
@@ -43,7 +52,9 @@ def _recovery(ok: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
         if not len(runs):
             continue
         rec = int((part["mean"] >= RECOVERED_R2).sum())
-        out.append(f"{where}, R²(h→z) {mean_std(runs.mean(), runs.std(ddof=0), len(runs))} "
+        against = "its target (z or u)" if applies else "z"
+        out.append(f"{where}, R² against {against} "
+                   f"{mean_std(runs.mean(), runs.std(ddof=0), len(runs))} "
                    f"over {len(runs)} runs, {rec}/{len(part)} cells recovered (mean R² ≥ "
                    f"{RECOVERED_R2:g})")
     return out
@@ -64,9 +75,8 @@ def _verdicts(ok: pd.DataFrame) -> str | None:
 def _extras(ok: pd.DataFrame) -> list[str]:
     out = []
     if "bound_holds" in ok and ok["bound_holds"].notna().any():
-        b = ok["bound_holds"].dropna().astype(bool)
-        out.append(f"the approximate-identifiability bound holds in {int(b.sum())}/{len(b)} "
-                   "runs")
+        out.append("the approximate-identifiability bound "
+                   + bound_counts_text(bound_counts(ok)))
     if "plan_regret" in ok and ok["plan_regret"].notna().any():
         rec = ok[METRIC] >= RECOVERED_R2
         for mask, what in ((rec, "recovered"), (~rec, "not recovered")):
@@ -85,7 +95,7 @@ def sweep_findings(name: str, df: pd.DataFrame, link: str | None = None) -> str:
     head = f"[{name}]({link})" if link else name
     if not len(df):
         return f"- **{head}**: no records."
-    ok = df[df["status"] == "ok"]
+    ok = _with_goal(df[df["status"] == "ok"])
     diverged = int((df["status"] == "diverged").sum())
     lead = f"- **{head}** ({len(df)} runs, {diverged} diverged)"
     if METRIC not in ok or not ok[METRIC].notna().any():

@@ -77,10 +77,11 @@ def _rel(a: float, b: float) -> str:
 
 def _rotation_row(world, lam, rot: pd.DataFrame, gauss: pd.DataFrame) -> str:
     kept = pd.to_numeric(rot.get("rotation_stable"), errors="coerce").dropna()
-    se_units = (_mean(rot, "loss_learned") - _mean(rot, "loss_rotation")) / _mean(rot, "loss_se")
+    j_z = _mean(rot, "loss_z") if "loss_z" in rot else _mean(rot, "loss_rotation")
+    se_units = (_mean(rot, "loss_learned") - j_z) / _mean(rot, "loss_se")
     cells = [world, lam, f"{int(kept.sum())}/{len(kept)}",
              f"{fmt(_mean(rot, 'init_r2_bulk'))} → {fmt(_mean(rot, 'r2_hz_bulk'))}",
-             f"{_rel(_mean(rot, 'loss_learned'), _mean(rot, 'loss_rotation'))} "
+             f"{_rel(_mean(rot, 'loss_learned'), j_z)} "
              f"({fmt(se_units)} SE)",
              _rel(_mean(rot, "loss_learned"), _mean(rot, "loss_gaussianized")),
              _departure(rot),

@@ -436,8 +436,9 @@ def gennorm_figure(tab: pd.DataFrame) -> Figure:
 
 def verdict_text(rows: pd.DataFrame) -> str:
     """The attribution classes of some runs with their mean training losses J (learned,
-    best rotation, Gaussianized Φ⁻¹(F(z))), e.g. "non-rotation optimum 3/3; J learned
-    0.0334, best rotation 0.0628, Φ⁻¹(F(z)) 0.0241"; says so where the records carry no
+    best rotation of the target, the alternative oracle), e.g. "non-rotation optimum 3/3;
+    J learned 0.0334, best rotation of the target 0.0628, the alternative 0.0241"; says
+    so where the records carry no
     verdict (made before the attribution diagnostics, or objectives without SIGReg)."""
     v = row_verdicts(rows).dropna()
     if not len(v):
@@ -446,8 +447,9 @@ def verdict_text(rows: pd.DataFrame) -> str:
     parts = [f"{VERDICT_NAMES[k]} {n}/{len(v)}" for k, n in counts.items()]
     ok = rows[rows["status"] == "ok"]
     losses = [(label, pd.to_numeric(ok[col], errors="coerce").mean())
-              for label, col in (("learned", "loss_learned"), ("best rotation", "loss_rotation"),
-                                 ("Φ⁻¹(F(z))", "loss_gaussianized")) if col in ok]
+              for label, col in (("learned", "loss_learned"),
+                                 ("best rotation of the target", "loss_rotation"),
+                                 ("the alternative", "loss_alternative")) if col in ok]
     text = ", ".join(parts)
     if losses:
         text += "; J " + ", ".join(f"{label} {fmt(x)}" for label, x in losses if np.isfinite(x))

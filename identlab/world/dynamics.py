@@ -33,7 +33,7 @@ class Dynamics:
         self.params = params
         self.latent = latent
         self.dim = dim
-        r = getattr(params, "rho", 0.9)
+        r = params.rho
         self.rho = np.full(dim, float(r)) if not isinstance(r, tuple) else np.asarray(r, float)
 
     # ---- assumption flags -------------------------------------------------
@@ -46,6 +46,22 @@ class Dynamics:
     def reasons(self) -> list[str]:
         """Why this world breaks stationarity or additivity (empty when it does not)."""
         return []
+
+    def theorem_target(self) -> str | None:
+        """The latent the theorem is about, up to a componentwise monotone map (TARGETS):
+        ``"z"`` when z itself is Gaussian, stationary and additive, ``"u"`` when
+        u = Φ⁻¹(F(z)) is, None when no componentwise reparametrization makes the world
+        Gaussian OU (there the theorem's converse is what the world tests)."""
+        if self.latent.gaussian and self.stationary() and self.additive():
+            return "z"
+        return None
+
+    @property
+    def marginal_known(self) -> bool:
+        """Whether z_t of a training pair has the latent law's marginal (False for worlds
+        whose marginal moves along time: their pooled marginal is only known from
+        samples)."""
+        return True
 
     @property
     def scalar_rho(self) -> float | None:
@@ -176,8 +192,13 @@ class CopulaOU(Dynamics):
     def reasons(self):
         if not self.latent.gaussian:
             return ["copula dynamics: z' = F⁻¹(Φ(ρΦ⁻¹(F(z)) + noise)) is not z' = m(z) + η "
-                    "(noise is not additive)"]
+                    "(noise is not additive in z)"]
         return []
+
+    def theorem_target(self):
+        """Gaussian OU in u = Φ⁻¹(F(z)) by construction: for a non-Gaussian F the world is
+        that OU seen through the invertible mixer g∘F⁻¹∘Φ, so the theorem applies to u."""
+        return "z" if self.latent.gaussian else "u"
 
     def _to_z(self, u):
         return self.latent.ppf(np.clip(special.ndtr(u), 1e-15, 1 - 1e-15))
@@ -272,6 +293,10 @@ class Drift(Dynamics):
 
     def additive(self):
         return True
+
+    @property
+    def marginal_known(self):
+        return self.params.strength == 0
 
     def reasons(self):
         out = []

@@ -15,7 +15,11 @@ from scipy import special, stats
 from identlab.core.registry import LATENTS
 from identlab.core.schema import ConfigError, interval, param
 
-__all__ = ["LatentLaw", "Gaussian", "Gennorm", "Laplace", "StudentT", "Uniform", "Mixture"]
+# F(z) is floored here before Φ⁻¹ (LatentLaw.gaussianize).
+CDF_FLOOR = 1e-300
+
+__all__ = ["CDF_FLOOR", "LatentLaw", "Gaussian", "Gennorm", "Laplace", "StudentT", "Uniform",
+           "Mixture"]
 
 
 class LatentLaw:
@@ -44,6 +48,18 @@ class LatentLaw:
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def gaussianize(self, z) -> np.ndarray:
+        """u = Φ⁻¹(F(z)) per dimension: the componentwise map that makes this law N(0, 1).
+
+        Every law here is symmetric about 0, so u = sign(z)·(−Φ⁻¹(F(−|z|))) is evaluated
+        on the lower tail, where F keeps full relative precision (F near 1 would round to
+        1 and Φ⁻¹ to ∞). F is floored at CDF_FLOOR: Φ⁻¹(1e-300) ≈ −37, finite for any
+        sample.
+        """
+        z = np.asarray(z, dtype=np.float64)
+        lower = np.maximum(np.asarray(self.cdf(-np.abs(z)), dtype=np.float64), CDF_FLOOR)
+        return np.sign(z) * -special.ndtri(lower)
 
 
 @LATENTS.register("gaussian")

@@ -1,7 +1,13 @@
 """A World composes latent law · dynamics · mixer and states its assumptions.
 
 The theorem's hypotheses (Gaussian latents, stationary additive-noise dynamics) are
-exposed as ``flags`` and ``theorem_applies``; ``diagnostics`` checks them from samples.
+exposed as ``flags`` (of z itself) and ``theorem_target``: whether the theorem holds is
+a property of the world up to a componentwise monotone reparametrization of the latent,
+so a world whose flags fail in z may still meet the hypotheses in another variable. A
+copula OU is Gaussian OU in u = Φ⁻¹(F(z)) seen through the invertible mixer g∘F⁻¹∘Φ: its
+target is u, and LeJEPA should recover u up to a rotation (not z). Laplace AR, the
+naive channel and drift have no such variable (target None): they are the worlds that
+test the theorem's "only if". ``diagnostics`` checks the flags from samples.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from identlab.core.registry import DYNAMICS, LATENTS, MIXERS
 from identlab.core.schema import ConfigError
 from identlab.world.config import WorldConfig
 
-__all__ = ["World", "Flags"]
+__all__ = ["World", "Flags", "TARGETS"]
+
+# What ``theorem_target`` can be, and the variable it names.
+TARGETS = {"z": "z itself (Gaussian, stationary, additive)",
+           "u": "u = Φ⁻¹(F(z)) (the world is Gaussian OU in u, seen through g∘F⁻¹∘Φ)"}
 
 
 @dataclass(frozen=True)
@@ -50,12 +60,37 @@ class World:
         return Flags(self.latent.gaussian, self.dynamics.stationary(), self.dynamics.additive())
 
     @property
+    def theorem_target(self) -> str | None:
+        """``"z"``, ``"u"`` (u = Φ⁻¹(F(z))) or None: the variable in which this world meets
+        the theorem's hypotheses (module docstring)."""
+        return self.dynamics.theorem_target()
+
+    @property
     def theorem_applies(self) -> bool:
-        f = self.flags
-        return f.gaussian and f.stationary and f.additive
+        """Some componentwise reparametrization of z (``theorem_target``) is Gaussian,
+        stationary and additive."""
+        return self.theorem_target is not None
+
+    def target(self, z: np.ndarray) -> np.ndarray | None:
+        """The theorem's target variable for latents z (n, N): z, Φ⁻¹(F(z)) or None."""
+        if self.theorem_target == "z":
+            return np.asarray(z, np.float64)
+        if self.theorem_target == "u":
+            return self.latent.gaussianize(z)
+        return None
+
+    def target_note(self) -> str:
+        """One line: which variable the theorem is about here, and why."""
+        t = self.theorem_target
+        if t is None:
+            return ("no componentwise reparametrization of z is Gaussian, stationary and "
+                    "additive: this world tests the theorem's converse")
+        return f"the theorem's target is {TARGETS[t]}"
 
     def reasons(self) -> list[str]:
-        """Why the theorem does not apply (empty when it does)."""
+        """Why the theorem does not apply (empty when it does, in z or in u)."""
+        if self.theorem_applies:
+            return []
         out = []
         if not self.latent.gaussian:
             out.append(f"latent law {self.cfg.latent.kind!r} is not Gaussian "
@@ -66,7 +101,8 @@ class World:
     @property
     def rho(self) -> float | None:
         """Scalar ρ for the approximation bound (Thm 3): worlds where the theorem applies
-        (Gaussian OU, whichever dynamics kind realises it) with one ρ for all dims."""
+        (Gaussian OU in the target, whichever dynamics kind realises it) with one ρ for
+        all dims; for a ``u`` target it is u's one-step correlation."""
         return self.dynamics.scalar_rho if self.theorem_applies else None
 
     # ---- sampling ----------------------------------------------------------
