@@ -42,6 +42,13 @@ def test_default_attribution_section_keeps_existing_hashes():
     off = load_run(SPIRAL, ["eval.attribution.enabled=false"])
     assert config_hash(off) != SPIRAL_HASH
     assert to_dict(off)["eval"]["attribution"]["enabled"] is False
+    # the power settings (cross-fit directions, the adaptive cap, the power fraction)
+    # enter records only when changed, also inside a section that is written out
+    same = ["eval.attribution.max_directions=256", "eval.attribution.fit_directions=32",
+            "eval.attribution.power=0.05"]
+    assert config_hash(load_run(SPIRAL, same)) == SPIRAL_HASH
+    assert "max_directions" not in to_dict(load_run(SPIRAL, [
+        "eval.attribution.enabled=false", *same]))["eval"]["attribution"]
 
 
 @pytest.mark.parametrize("override, field", [
@@ -49,6 +56,9 @@ def test_default_attribution_section_keeps_existing_hashes():
     ("eval.attribution.directions=1", "eval.attribution.directions"),
     ("eval.attribution.path=[0.5, 1.5]", "eval.attribution.path"),
     ("eval.attribution.enabled=maybe", "eval.attribution.enabled"),
+    ("eval.attribution.max_directions=8", "eval.attribution.max_directions"),
+    ("eval.attribution.power=0", "eval.attribution.power"),
+    ("eval.attribution.fit_directions=1", "eval.attribution.fit_directions"),
     ("eval.attribution.bogus=1", "eval.attribution.bogus"),
 ])
 def test_bad_attribution_input_names_the_field(override, field, tmp_path, capsys):
@@ -144,7 +154,7 @@ def test_cell_verdicts_count_diverged_runs_without_metrics():
     text = verdict_text(df, {"a": ["x", "y"]}, ["a"])
     assert "optimizer gap ⚙ in 1/2 cells" in text and "recovered ✓ in 1/2 cells" in text
     assert "a=x fails: optimizer gap in 2/3 seeds; diverged in 1/3 seeds" in text
-    assert "best rotation of the target 1" in text
+    assert "best rotation 1 vs the alternative 1.5" in text
 
 
 def test_heatmap_shows_verdict_marks_and_legend():

@@ -273,6 +273,14 @@ def test_write_index_lists_every_report(synth, tmp_path):
     assert "[bench](bench.md)" in text
     assert "| 36 | 30 | 6 | 12.5 |" in text and "lost" in text
     assert "99.0 s" in text
+    # a re-render of finished records keeps the timing of the run that trained them
+    again = {"synth": {"planned": 36, "trained": 0, "skipped": 36, "wall_s": 0.4}}
+    text = write_index(root, again, 1.2).read_text()
+    assert "| 36 | 30 | 6 | 12.5 |" in text and "99.0 s" in text and "1.2 s" not in text
+    # a run that trains replaces it
+    text = write_index(root, {"synth": {"planned": 36, "trained": 36, "skipped": 0,
+                                        "wall_s": 20.0}}, 30.0).read_text()
+    assert "| 36 | 36 | 0 | 20.0 |" in text and "30.0 s" in text
 
 
 # ------------------------------------------------------------------ end to end

@@ -141,12 +141,15 @@ def test_grid_summary_counts_bound_and_lambda_drop():
         for rho in (0.5, 0.9):
             rows.append({"status": "ok", "seed": 0, "cfg.learner.objective.kind": "lejepa",
                          "cfg.learner.objective.lam": lam, "r2_hz": r2,
-                         "bound_holds": not (lam == 0.5 and rho == 0.5)})
+                         "bound_holds": not (lam == 0.5 and rho == 0.5),
+                         "bound_informative": lam == 1e-3 or rho == 0.5})
     rows.append({"status": "diverged", "seed": 1, "cfg.learner.objective.kind": "lejepa",
-                 "cfg.learner.objective.lam": 0.5, "r2_hz": np.nan, "bound_holds": None})
+                 "cfg.learner.objective.lam": 0.5, "r2_hz": np.nan, "bound_holds": None,
+                 "bound_informative": None})
     s = rp.grid_summary(pd.DataFrame(rows))
     assert (s["runs"], s["ok"], s["diverged"]) == (5, 4, 1)
     assert (s["holds"], s["checked"], s["low"], s["low_holds"]) == (3, 4, 2, 1)
+    assert (s["informative"], s["informative_holds"]) == (3, 2)
     assert s["best_lam"] == 1e-3 and s["by_lam"][0.5][0] == pytest.approx(0.05)
 
 
@@ -446,5 +449,26 @@ def test_verdict_text_counts_classes_and_losses():
     text = rp.verdict_text(df)
     assert text.startswith("non-rotation optimum 2/4")
     assert "optimizer gap and non-rotation optimum 1/4" in text and "diverged 1/4" in text
-    assert "J learned 0.04, best rotation of the target 0.06, the alternative 0.02" in text
+    assert "J learned 0.04, best rotation 0.06, the alternative 0.02" in text
     assert rp.verdict_text(df.drop(columns="verdict").iloc[:3]).startswith("no verdict")
+
+
+def test_target_findings_name_which_worlds_test_the_converse():
+    df = pd.DataFrame({"status": ["ok"] * 4, "cfg.learner.objective.kind": ["lejepa"] * 4,
+                       "cfg.learner.objective.lam": [1e-3] * 4,
+                       "cfg.world.latent.alpha": [0.5, 0.5, 1.0, 4.0],
+                       "theorem_target": ["u", "u", None, "u"],
+                       "r2_target": [0.99, 0.97, None, 0.98],
+                       "r2_hz": [0.80, 0.78, 0.60, 0.96],
+                       "verdict": ["recovered", "recovered", "nonrotation_optimum",
+                                   "recovered"],
+                       "loss_learned": [0.03, 0.03, 0.02, 0.03],
+                       "loss_rotation": [0.03, 0.03, 0.04, 0.03],
+                       "loss_alternative": [0.05, 0.05, 0.02, 0.05]})
+    u_line, laplace = rp.target_findings(df)
+    assert "α 0.5: 0.98 / 0.79" in u_line and "α 4: 0.98 / 0.96" in u_line
+    assert "Only α 1 (the Laplace AR)" in u_line
+    assert laplace.startswith("Laplace AR (α 1, no target): R² against z 0.6; "
+                              "non-rotation optimum 1/1")
+    assert rp.target_findings(None) == [] and rp.target_findings(df.drop(
+        columns="theorem_target")) == []

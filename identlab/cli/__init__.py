@@ -287,15 +287,15 @@ def format_records(records) -> str:
 
     verdicts = [_verdict_text(r.metric("verdict")) for r in records]
     w = max(12, *(len(v) + 2 for v in verdicts))  # optimizer_gap+nonrotation fits
-    head = f"{'metric':<14}" + "".join(f"{'seed ' + str(r.seed):>{w}}" for r in records)
+    keys = [k for k in SUMMARY_KEYS if any(r.metric(k) is not None for r in records)]
+    lw = max(14, *(len(k) + 2 for k in keys)) if keys else 14
+    head = f"{'metric':<{lw}}" + "".join(f"{'seed ' + str(r.seed):>{w}}" for r in records)
     lines = [head, "-" * len(head)]
-    lines.append(f"{'status':<14}" + "".join(f"{r.status:>{w}}" for r in records))
-    lines.append(f"{'verdict':<14}" + "".join(f"{v:>{w}}" for v in verdicts))
-    for key in SUMMARY_KEYS:
+    lines.append(f"{'status':<{lw}}" + "".join(f"{r.status:>{w}}" for r in records))
+    lines.append(f"{'verdict':<{lw}}" + "".join(f"{v:>{w}}" for v in verdicts))
+    for key in keys:
         vals = [r.metric(key) for r in records]
-        if all(v is None for v in vals):
-            continue
-        lines.append(f"{key:<14}" + "".join(f"{cell_value(v):>{w}}" for v in vals))
+        lines.append(f"{key:<{lw}}" + "".join(f"{cell_value(v):>{w}}" for v in vals))
     r0 = records[0]
     lines.append("")
     flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in r0.flags.items())

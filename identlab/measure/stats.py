@@ -25,9 +25,9 @@ __all__ = ["TABLE_METRICS", "SUMMARY_KEYS", "ok_rows", "axis_levels", "level_of"
 # metrics of a report's cell table (more columns appear where records carry them)
 TABLE_METRICS = ("r2_hz", "cca_min", "mcc", "procrustes")
 # metrics `identlab run` prints for each member
-SUMMARY_KEYS = ("r2_hz", "r2_xz", "r2_zh", "cca_mean", "cca_min", "mcc", "orth_err", "procrustes",
-                "epsilon", "delta", "D", "bound", "bound_holds", "nl_r2_hz", "sigreg_stat",
-                "align", "h_var")
+SUMMARY_KEYS = ("r2_hz", "r2_target", "r2_xz", "r2_zh", "cca_mean", "cca_min", "mcc", "orth_err",
+                "procrustes", "epsilon", "delta", "D", "bound", "bound_holds",
+                "bound_informative", "nl_r2_hz", "sigreg_stat", "align", "h_var")
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:

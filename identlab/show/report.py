@@ -258,13 +258,18 @@ def _pooled(axes_used: list[str], grid: dict) -> str:
 
 
 def _theorem_by_cell(df: pd.DataFrame, keys: list[str], grid: dict) -> pd.DataFrame:
-    """Per (keys) cell: 'yes' if theorem_applies for every record, 'no' if for none."""
+    """Per (keys) cell: the theorem's target shared by every record ('z', 'u' or 'no'),
+    or 'mixed'; records without targets give 'yes'/'no' from theorem_applies."""
     frame = pd.DataFrame({k: level_of(df, k, grid) for k in keys})
-    frame["t"] = df["theorem_applies"].astype("boolean").fillna(False).astype(bool)
-    g = frame.groupby(keys, sort=False)["t"]
-    out = g.agg(["all", "any"]).reset_index()
-    out["theorem"] = np.where(out["all"], "yes", np.where(out["any"], "mixed", "no"))
-    return out[keys + ["theorem"]]
+    if "theorem_target" in df:
+        frame["t"] = df["theorem_target"].map(
+            lambda v: "no" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    else:
+        applies = df["theorem_applies"].astype("boolean").fillna(False).astype(bool)
+        frame["t"] = np.where(applies, "yes", "no")
+    out = frame.groupby(keys, sort=False)["t"].agg(
+        lambda v: v.iloc[0] if v.nunique() == 1 else "mixed").reset_index()
+    return out.rename(columns={"t": "theorem"})[keys + ["theorem"]]
 
 
 def heatmap_cells(df: pd.DataFrame, grid: dict, metric: str, x: str, y: str,
@@ -324,13 +329,13 @@ def verdict_text(df: pd.DataFrame, grid: dict, keys: list[str]) -> str:
 
 def _verdict_cell(r: pd.Series, keys: list[str]) -> str:
     """One failing cell: '<where> fails: optimizer gap in 3/3 seeds; J learned 0.331 vs
-    best rotation 0.222 vs Φ⁻¹(F(z)) 0.23 (λ·M 51, λ* 0.013).'"""
+    best rotation 0.222 vs the alternative 0.23 (λ·M 51, λ* 0.013).'"""
     counts = "; ".join(f"{VERDICT_NAMES[v]} in {int(r[f'n_{v}'])}/{int(r['n'])} seeds"
                        for v in VERDICT_MARKS if r[f"n_{v}"])
     where = _where(r, keys)
     if r["verdict"] == "diverged":
         return f"{where}: {counts}."
-    losses = (f"J learned {fmt(r['loss_learned'], 3)} vs best rotation of the target "
+    losses = (f"J learned {fmt(r['loss_learned'], 3)} vs best rotation "
               f"{fmt(r['loss_rotation'], 3)} vs the alternative {fmt(r['loss_alternative'], 3)}")
     extra = [f"λ·M {fmt(r['lam_effective'], 3)}"] if np.isfinite(r["lam_effective"]) else []
     if np.isfinite(r["lam_star"]):
@@ -349,7 +354,9 @@ def _threshold_text(st: pd.DataFrame, metric: str, threshold, unit: str = "cells
     if "theorem" not in st:
         return f"Mean {metric} ≥ {fmt(thr)} at {int(above.sum())}/{len(st)} {unit}."
     bits = []
-    for key, what in (("yes", "where the theorem applies"), ("no", "where it does not"),
+    for key, what in (("z", "where the theorem applies in z"),
+                      ("u", "where it applies in u = Φ⁻¹(F(z))"),
+                      ("yes", "where the theorem applies"), ("no", "where it does not"),
                       ("mixed", "with mixed assumptions")):
         m = st["theorem"] == key
         if m.any():
@@ -558,10 +565,12 @@ def cell_table(df: pd.DataFrame, grid: dict) -> str:
     return "\n".join(lines)
 
 
-_VERDICT_NOTE = (" `theorem` names the variable the theorem is about (z; u = Φ⁻¹(F(z)) for a "
-                 "copula OU, which is Gaussian OU in u; no: no componentwise "
-                 "reparametrization is Gaussian OU, so the world tests the converse); "
-                 "`r2_target` is R² against it. `loss_*` are the expected training losses "
+_THEOREM_NOTE = (" `theorem` names the variable the theorem is about: z when z is Gaussian, "
+                 "stationary and additive; u = Φ⁻¹(F(z)) for a copula OU, which is Gaussian "
+                 "OU in u; no when no componentwise reparametrization is Gaussian OU (the "
+                 "world tests the converse); `yes` in records older than the targets. "
+                 "`r2_target` is R² against it.")
+_VERDICT_NOTE = (" `loss_*` are the expected training losses "
                  "J (DESIGN §7) of the learned h, the best scaled rotation of the target "
                  "(z where there is none) and the alternative (Φ⁻¹(F(z)), or z for a u "
                  "target); `verdict` counts the attribution classes over the cell's runs: "
@@ -824,9 +833,8 @@ def _readme(spec, df, records, figures, grid, sweep_dir) -> str:
     stable = stability_section(df, grid)
     if stable:
         parts += [stable]
-    parts += ["## Cells", "", "Mean ± seed std over finished runs; `theorem` is whether the "
-              "world satisfies all of the theorem's assumptions (Gaussian, stationary, "
-              "additive)." + (_VERDICT_NOTE if "verdict" in df else ""), "",
+    parts += ["## Cells", "", "Mean ± seed std over finished runs." + _THEOREM_NOTE
+              + (_VERDICT_NOTE if "verdict" in df else ""), "",
               cell_table(df, grid), "",
               "Full table (one row per run): [results.csv](results.csv).", "",
               "## Provenance", "", _provenance(records, spec, sweep_dir), ""]
@@ -861,16 +869,23 @@ def write_index(reports_root: str | Path, timings: dict[str, dict] | None = None
     description and, where given, the sweep's run counts and wall time, then "what the
     default sweeps show": one paragraph per sweep computed from its records
     (:func:`identlab.show.findings.sweep_findings`; kept from earlier runs like the
-    timings)."""
+    timings). A sweep that trained nothing now (a re-render of finished records) keeps
+    the timing of the run that trained them, and so does the total when every sweep of
+    the call was such a re-render."""
     root = Path(reports_root)
     root.mkdir(parents=True, exist_ok=True)
     # timings of earlier runs (e.g. `make sweep` before `make reproduce`) are kept
     prev = read_json(root / INDEX_STATE)
     prev = prev if isinstance(prev, dict) else {}
-    timings = {**(prev.get("timings") or {}), **(timings or {})}
+    old, new = prev.get("timings") or {}, timings or {}
+    # a run that only re-rendered (trained nothing) keeps the timing of the run that
+    # trained the records, so the wall times stay those of real work
+    rerender = {k for k, v in new.items()
+                if v.get("trained") == 0 and (old.get(k) or {}).get("trained")}
+    timings = {**old, **{k: v for k, v in new.items() if k not in rerender}}
     findings = {**(prev.get("findings") or {}), **(findings or {})}
-    if total_wall_s is None:
-        total_wall_s = prev.get("total_wall_s")
+    if total_wall_s is None or (new and rerender == set(new)):
+        total_wall_s = prev.get("total_wall_s", total_wall_s)
     write_bytes_atomic(root / INDEX_STATE, json.dumps(
         {"timings": timings, "total_wall_s": total_wall_s, "findings": findings},
         indent=1).encode())
@@ -889,8 +904,10 @@ def write_index(reports_root: str | Path, timings: dict[str, dict] | None = None
         lines += [f"Total wall time of `make sweep`: {float(total_wall_s):.1f} s.", ""]
     if findings:
         lines += ["## What the default sweeps show", "",
-                  "Computed from each sweep's records when `make sweep` last ran (R²(h→z) "
-                  "as mean ± std over runs; a cell is recovered when its mean R² is at least "
+                  "Computed from each sweep's records when `make sweep` last ran (R² against "
+                  "the theorem's target where the world has one, z or u = Φ⁻¹(F(z)), and "
+                  "against z where it has none, as mean ± std over runs; a cell is "
+                  "recovered when its mean R² is at least "
                   "the phase diagrams' threshold; the verdicts are the attribution's, "
                   "objective against optimizer). Each report has the figures and the cell "
                   "by cell numbers.", ""]

@@ -103,7 +103,8 @@ def world_text(z: np.ndarray, x: np.ndarray, world, worlds: dict,
            f"Of the {len(worlds)} worlds used below, {len(in_z)} meet all three "
            f"conditions in z itself ({listing(in_z)})."]
     if in_u:
-        out.append(f"{len(in_u)} more meet them in u = Φ⁻¹(F(z)) ({listing(in_u)}): a copula "
+        verb = "meets" if len(in_u) == 1 else "meet"
+        out.append(f"{len(in_u)} more {verb} them in u = Φ⁻¹(F(z)) ({listing(in_u)}): a copula "
                    "OU is a Gaussian OU in u seen through the invertible map g∘F⁻¹∘Φ, so the "
                    "theorem applies with u as its latent, and what LeJEPA should recover there "
                    "is a rotation of u, not of z. Whether the conditions hold is a property "
