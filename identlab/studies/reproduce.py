@@ -852,7 +852,7 @@ def _spot_section(frames, spot_root, out, findings) -> list[str]:
              f"per cell; its figure shows only runs with R² ≥ {BOUND_MARK_R2}, so there a "
              f"cell agrees at R² ≥ {BOUND_MARK_R2}. Single encoders that stall are counted "
              "at both sizes, and the last column is the attribution of the paper-size "
-             "runs (their training loss beside the rotation's and the Gaussianized "
+             "runs (their training loss beside the rotation's and the alternative "
              "oracle's).", ""]
     if spot_root is None:
         return parts + [f"_Not run: `make reproduce-{SPOT}`._", ""]
