@@ -19,10 +19,10 @@ import pandas as pd
 import torch
 
 from identlab.config import RunConfig
-from identlab.learn.program import Trained, embed, train_group
 from identlab.measure.config import EvalConfig
 from identlab.measure.metrics import evaluate as _evaluate
 from identlab.record import Record
+from identlab.run.program import Trained, embed, train_group
 
 __all__ = ["Fitted", "fit", "evaluate", "run_sweep"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import sys
 import typing
@@ -19,17 +18,28 @@ from typing import Any
 
 import yaml
 
+from identlab.core import plugins
 from identlab.core.limits import MAX_CONFIG_BYTES, MAX_CONFIG_NODES, MAX_YAML_DEPTH
-from identlab.core.registry import ENCODERS, MIXERS
-from identlab.core.schema import ConfigError, build, field_default, interval, param, short, to_dict
+from identlab.core.registry import ENCODERS, MIXERS, REGISTRIES
+from identlab.core.schema import (
+    ConfigError,
+    build,
+    config_digest,
+    field_default,
+    interval,
+    param,
+    short,
+    to_dict,
+)
 from identlab.learn.config import LearnerConfig, TrainConfig
 from identlab.measure.config import EvalConfig
+from identlab.sizes import check_sizes
 from identlab.world.config import WorldConfig
 from identlab.world.control import control_problem
 
 __all__ = ["WorldConfig", "LearnerConfig", "TrainConfig", "EvalConfig", "RunConfig",
            "load_run", "load_yaml", "apply_overrides", "parse_overrides", "config_hash",
-           "ConfigError"]
+           "config_digest", "from_dict", "import_plugins", "ConfigError"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,9 @@ class RunConfig:
     learner: LearnerConfig = param(factory=LearnerConfig, doc="encoder, predictor, loss")
     train: TrainConfig = param(factory=TrainConfig, doc="optimisation")
     eval: EvalConfig = param(factory=EvalConfig, doc="evaluation")
+    plugins: tuple[str, ...] = param((), check=lambda v: _plugin_names(v), omit_default=True,
+                                     doc="modules that register plugin kinds, imported "
+                                         "before the config is built")
 
     def __post_init__(self) -> None:
         if self.eval.grid and self.world.dim != 2:
@@ -49,12 +62,36 @@ class RunConfig:
         _check_observations(self)
         _check_planning(self)
         _check_start_and_trajectory(self)
-        from identlab.learn.budget import check_sizes  # it needs the config's classes
-
         check_sizes(self)
 
     def with_seed(self, seed: int) -> "RunConfig":
         return replace(self, seed=seed)
+
+
+def _plugin_names(v) -> str | None:
+    try:
+        plugins.check_names(v)
+    except ConfigError as e:
+        return str(e).split(": ", 1)[-1]
+    return None
+
+
+def import_plugins(data: Any, extra: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """Import the installed entry-point plugins, the ``plugins`` a config mapping names
+    and ``extra`` (e.g. ``--plugin``), before any section is resolved; returns the
+    config's plugin list (its own, then ``extra``, without repeats)."""
+    plugins.load_entry_points()
+    own = plugins.check_names(data.get("plugins") if isinstance(data, dict) else None)
+    names = tuple(dict.fromkeys((*own, *plugins.check_names(list(extra), "--plugin"))))
+    plugins.load(names)
+    return names
+
+
+def from_dict(data: dict) -> RunConfig:
+    """A RunConfig from plain data (a record's ``config``, a worker's item): its plugins
+    imported first, so a fresh interpreter resolves their kinds too."""
+    import_plugins(data)
+    return build(RunConfig, data)
 
 
 def _check_observations(cfg: RunConfig) -> None:
@@ -92,14 +129,13 @@ def _check_start_and_trajectory(cfg: RunConfig) -> None:
 
 
 def _check_planning(cfg: RunConfig) -> None:
-    """``eval.plan.enabled`` needs a world an action can drive (DESIGN §8)."""
+    """``eval.plan.enabled`` needs a world an action can drive (design §8)."""
     plan = cfg.eval.plan
     if not plan.enabled:
         return
     w = cfg.world
-    problem = control_problem(w.mixer.kind, MIXERS.get(w.mixer.kind).rendered,
-                              w.dynamics.kind, getattr(w.dynamics, "strength", 0.0),
-                              plan.noise)
+    problem = control_problem(MIXERS.get(w.mixer.kind), w.dynamics.kind,
+                              getattr(w.dynamics, "strength", 0.0), plan.noise)
     if problem:
         field, msg = problem
         raise ConfigError("eval.plan.enabled" if field == "world.mixer.kind"
@@ -238,11 +274,16 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
+def apply_overrides(data: dict, overrides: list[tuple[str, Any]], *,
+                    strict_kinds: bool = False) -> dict:
     """Set dotted keys in a nested dict (copied). Changing a section's ``kind`` resets
-    that section to ``{kind: new}`` first, so parameters of the old kind do not leak.
-    A key that goes through a plain value (``world.dim.x``, ``world.latent.kind.x``) is
-    refused."""
+    that section to ``{kind: new}`` first, so parameters of the old kind do not leak (a
+    grid axis over kinds). With ``strict_kinds`` (a user's overrides of a file) a field
+    at the old kind's default is dropped, a field set to another value carries over when
+    the new kind has it and is refused by name when it does not, since the setting would
+    be lost (write the section whole, ``learner.objective={kind: new, ...}``, to replace
+    it). A key that goes through a plain value (``world.dim.x``,
+    ``world.latent.kind.x``) is refused."""
     check_expansion(data, "config")
     data = json.loads(json.dumps(data))  # deep copy of plain data
     ordered = sorted(overrides, key=lambda kv: not kv[0].endswith(".kind"))
@@ -253,9 +294,35 @@ def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
             node = _section(node, parts, i, key)
         last = parts[-1]
         if last == "kind" and node.get("kind") not in (None, value):
-            node.clear()
+            if strict_kinds:  # the fields both kinds have carry over; others are refused
+                _check_kind_change(node, ".".join(parts[:-1]), value, key)
+            else:
+                node.clear()
         node[last] = copy.deepcopy(value)  # later overrides must not edit the caller's value
     return data
+
+
+def _check_kind_change(node: dict, section: str, kind: Any, key: str) -> None:
+    """Refuse ``section.kind=kind`` when the section sets fields ``kind`` lacks."""
+    registry = REGISTRIES.get(section)
+    if registry is None or not isinstance(kind, str) or kind not in registry:
+        return  # the build names an unknown kind
+    fields = {f.name for f in dataclasses.fields(registry.params_class(kind))}
+    old = node.get("kind")
+    defaults = {}
+    if isinstance(old, str) and old in registry:
+        defaults = to_dict(registry.params_class(old)())
+    # a field left at the old kind's default carries no setting: it is dropped (so the
+    # new kind's own default applies, e.g. whiten's λ); a set field carries over when the
+    # new kind has it and is refused by name when it does not
+    for k in [k for k in node if k != "kind" and k in defaults and node[k] == defaults[k]]:
+        del node[k]
+    stale = sorted(k for k in node if k != "kind" and k not in fields)
+    if stale:
+        raise ConfigError(key, f"= {kind!r}: the config still sets {', '.join(stale)} of "
+                          f"{section} kind {node.get('kind')!r}, which {kind!r} does not "
+                          f"have; remove them, or replace the whole section "
+                          f"({section}={{kind: {kind}, ...}})")
 
 
 def _section(node: dict, parts: list[str], i: int, key: str) -> dict:
@@ -276,15 +343,23 @@ def _section(node: dict, parts: list[str], i: int, key: str) -> dict:
 
 
 def load_run(source: str | Path | dict | None = None,
-             overrides: list[str] | list[tuple[str, Any]] | None = None) -> RunConfig:
-    """Validate a run config from a YAML path or mapping plus overrides."""
+             overrides: list[str] | list[tuple[str, Any]] | None = None,
+             plugins: tuple[str, ...] | list[str] = ()) -> RunConfig:
+    """Validate a run config from a YAML path or mapping plus overrides; ``plugins``
+    (module names, e.g. from ``--plugin``) are imported and added to the config's own."""
     data = {} if source is None else (dict(source) if isinstance(source, dict)
                                       else load_yaml(source))
     check_expansion(data, "config")
+    pairs = (parse_overrides(overrides) if overrides and isinstance(overrides[0], str)
+             else list(overrides or []))
+    named = [v for k, v in pairs if k == "plugins"]
+    names = import_plugins({"plugins": named[-1]} if named else data, plugins)
+    if names:
+        data = {**data, "plugins": list(names)}
+        pairs = [(k, v) for k, v in pairs if k != "plugins"]
     data = fill_kinds(RunConfig, data)
-    if overrides:
-        pairs = parse_overrides(overrides) if isinstance(overrides[0], str) else overrides
-        data = apply_overrides(data, pairs)  # type: ignore[arg-type]
+    if pairs:
+        data = apply_overrides(data, pairs, strict_kinds=True)  # type: ignore[arg-type]
     return build(RunConfig, data)
 
 
@@ -308,6 +383,7 @@ def fill_kinds(cls: type, data: Any) -> Any:
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """Stable hash of the fully resolved config (seed included), key order irrelevant."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Stable hash of the fully resolved config (seed included), key order irrelevant:
+    the record key, :func:`~identlab.core.schema.config_digest` of ``to_dict(cfg)`` (the
+    digest the sweep store checks a record's ``config`` with)."""
+    return config_digest(to_dict(cfg))

@@ -1,7 +1,8 @@
 """A typed record: one trained member's config, status, metrics and provenance.
 
 The on-disk format is the JSON object written by the sweep store (``records/<hash>.json``)
-and by ``identlab run --out``; :meth:`Record.from_json` reads it, checking every section
+and by ``identlab run --out``. The trainer builds it with :meth:`Record.build` (the one
+place its layout is written), :meth:`Record.from_json` reads it, checking every section
 against the layout below (:func:`record_body_problem`; the sweep store trusts a record
 only when it passes), and :meth:`Record.to_json` writes exactly the same object back.
 """
@@ -126,6 +127,23 @@ class Record:
     _TYPES = {"hash": str, "config": dict, "seed": int, "status": str, "metrics": dict,
               "flags": dict, "theorem_applies": bool, "reasons": list, "mixer": dict,
               "train": dict, "provenance": dict}
+
+    @classmethod
+    def build(cls, *, hash: str, config: dict, seed: int, diverged: bool,
+              diverged_at: int | None, metrics: dict, flags: dict, theorem_applies: bool,
+              reasons: list, mixer: dict, sample: dict | None, final_loss: float | None,
+              log_every: int | None, history: list, provenance: dict) -> Record:
+        """A trained member's record from its parts: the one place the trainer's layout is
+        written (``status`` from ``diverged``, the ``train`` section from the final loss,
+        the logging interval and the loss history); :meth:`to_json` is the on-disk
+        object."""
+        return cls(hash=hash, config=config, seed=seed,
+                   status="diverged" if diverged else "ok", diverged_at=diverged_at,
+                   metrics=metrics, flags=flags, theorem_applies=theorem_applies,
+                   reasons=reasons, mixer=mixer, sample=sample,
+                   train={"final_loss": final_loss, "log_every": log_every,
+                          "history": history},
+                   provenance=provenance)
 
     @classmethod
     def from_json(cls, obj: Any) -> Record:

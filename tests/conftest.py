@@ -37,7 +37,7 @@ def gl():
 def no_training(monkeypatch):
     """Fail the test if anything starts training (a refusal or a dry run must come
     first)."""
-    import identlab.learn.program as program
+    import identlab.run.program as program
 
     def refuse(*a, **k):
         raise AssertionError("training started")

@@ -11,8 +11,8 @@ from pins import assert_matches_pin, assert_record_matches_pin
 import identlab as il
 from identlab.cli import main
 from identlab.measure.attribution import ATTRIBUTION_KEYS, VERDICTS
-from identlab.measure.protocol import TARGET_KEYS
 from identlab.record import Record, RecordError
+from identlab.run.score import TARGET_KEYS
 
 PIN = Path(__file__).parent / "data" / "pin_spiral.json"
 PIN_OVERRIDES = ["train.steps=60", "learner.encoder.hidden=32", "learner.encoder.depth=2",
@@ -43,7 +43,7 @@ def test_cli_record_matches_the_pinned_record(tmp_path):
 
 def _assert_pinned_metrics(metrics: dict, pinned: dict) -> None:
     """Every pinned metric keeps its value (within the tolerance of tests/pins.py); the
-    only new keys are the attribution keys (DESIGN §7), all present, with a verdict from
+    only new keys are the attribution keys (design §7), all present, with a verdict from
     the documented classes, the scores against the theorem's target (z here, so equal to
     those against z) and the bulk R² (a subset's R², so within rounding of
     [r2_hz - 0.05, 1])."""

@@ -1,4 +1,4 @@
-"""Attribution (DESIGN §7): the expected training loss, its oracles and the verdict."""
+"""Attribution (design §7): the expected training loss, its oracles and the verdict."""
 
 import dataclasses
 import json
@@ -9,10 +9,10 @@ import torch
 
 from identlab.config import load_run
 from identlab.learn.objectives import LeJEPA
-from identlab.learn.sigreg import random_directions
 from identlab.measure import attribution as at
 from identlab.measure.config import EvalConfig
 from identlab.measure.metrics import evaluate
+from identlab.sigreg import random_directions
 from identlab.world.world import World
 
 KW = dict(batch=256, slices=64, knots=17, t_max=3.0, directions=16, max_directions=256,

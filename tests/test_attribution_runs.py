@@ -1,4 +1,4 @@
-"""Attribution in runs, sweeps and reports (DESIGN §7): the ``eval.attribution`` section,
+"""Attribution in runs, sweeps and reports (design §7): the ``eval.attribution`` section,
 the keys every record carries, per-cell verdicts with their marks, the constraint sweep."""
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 from identlab.cli import main
 from identlab.config import config_hash, load_run
 from identlab.core.schema import ConfigError, to_dict
-from identlab.learn.program import run_configs
 from identlab.measure.attribution import ATTRIBUTION_KEYS, VERDICTS
-from identlab.measure.protocol import attribution_setting
 from identlab.measure.stats import (
     VERDICT_MARKS,
     VERDICT_PRIORITY,
@@ -22,6 +20,8 @@ from identlab.measure.stats import (
     majority_verdict,
     row_verdicts,
 )
+from identlab.run.program import run_configs
+from identlab.run.score import attribution_setting
 from identlab.show import plots
 from identlab.show.report import verdict_text, write_report
 from identlab.sweep.run import DEFAULT_SWEEPS, run_sweep

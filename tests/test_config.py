@@ -1,4 +1,4 @@
-"""Run-config validation, overrides, hashing and round-trips (DESIGN §2).
+"""Run-config validation, overrides, hashing and round-trips (design §2).
 
 Every bad input must raise ``ConfigError`` whose ``field`` is the dotted path and whose
 message names that path and the offending value or what is allowed.
@@ -206,17 +206,42 @@ def test_dimension_rules(dim):
 
 
 # ---------------------------------------------------------------- overrides
-def test_override_changing_kind_drops_old_keys():
-    """Changing a section's kind by override resets it: the old kind's keys do not leak
-    (and the new kind's keys given alongside apply, in either order)."""
+def test_override_changing_kind_keeps_shared_keys_and_names_lost_ones():
+    """Changing a section's kind by override keeps the fields both kinds have, drops the
+    old kind's fields left at its defaults, and refuses (naming them) fields whose
+    setting would be lost; the whole section given as a mapping replaces it."""
     src = {"world": {"dim": 4, "latent": {"kind": "gennorm", "alpha": 0.5},
-                     "mixer": {"kind": "mlp", "depth": 5, "slope": 0.1}}}
-    cfg = load_run(src, ["world.latent.kind=laplace", "world.mixer.kind=coupling"])
+                     "mixer": {"kind": "mlp", "depth": 5, "slope": 0.1}},
+           "learner": {"objective": {"kind": "lejepa", "lam": 0.05, "slices": 64,
+                                     "knots": 17}}}
+    with pytest.raises(ConfigError) as e:
+        load_run(src, ["world.latent.kind=laplace"])
+    assert e.value.field == "world.latent.kind" and "alpha" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_run(src, ["learner.objective.kind=vicreg"])
+    assert e.value.field == "learner.objective.kind"
+    assert "lam, slices" in str(e.value) and "knots" not in str(e.value)  # 17: default
+    shared = {**src, "learner": {"objective": {"kind": "lejepa", "slices": 64}}}
+    cfg = load_run(shared, ["learner.objective.kind=sigreg_only",
+                            "world.latent={kind: laplace}", "world.mixer={kind: coupling}"])
+    assert cfg.learner.objective.slices == 64  # a field both kinds have carries over
     assert to_dict(cfg.world.latent) == {"kind": "laplace"}
     assert cfg.world.mixer == load_run(None, ["world.dim=4", "world.mixer.kind=coupling"]
                                        ).world.mixer
-    cfg = load_run(src, ["world.latent.nu=7", "world.latent.kind=student_t"])
-    assert to_dict(cfg.world.latent) == {"kind": "student_t", "nu": 7.0}
+    cfg = load_run({"world": {"latent": {"kind": "gennorm", "alpha": 2.0}}},
+                   ["world.latent.nu=7", "world.latent.kind=student_t"])
+    assert to_dict(cfg.world.latent) == {"kind": "student_t", "nu": 7.0}  # α 2: default
+
+
+def test_override_changing_kind_exits_2_naming_the_fields(tmp_path, capsys):
+    from identlab.cli import main
+
+    out = tmp_path / "o"
+    assert main(["run", "configs/first.yaml", "learner.objective.kind=vicreg",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "learner.objective.kind" in err and "slices" in err and err.count("\n") == 1
+    assert not out.exists()
 
 
 def test_override_same_kind_keeps_keys():
@@ -231,10 +256,12 @@ def test_kind_shorthand():
     assert load_run(None, ["world.latent=uniform"]).world.latent.kind == "uniform"
 
 
-def test_override_kind_drops_keys_of_partial_section():
-    """A partial section (default kind implied) loses its keys when an override changes
-    the kind."""
-    cfg = load_run({"world": {"latent": {"alpha": 0.5}}}, ["world.latent.kind=laplace"])
+def test_override_kind_of_a_partial_section_names_its_keys():
+    """A partial section (default kind implied) is checked the same way when an override
+    changes the kind."""
+    with pytest.raises(ConfigError, match="alpha"):
+        load_run({"world": {"latent": {"alpha": 0.5}}}, ["world.latent.kind=laplace"])
+    cfg = load_run({"world": {"latent": {"alpha": 2.0}}}, ["world.latent.kind=laplace"])
     assert cfg.world.latent.kind == "laplace"
 
 

@@ -1,4 +1,4 @@
-"""Controlled worlds (DESIGN §8): actions move the latent as commanded, the noisy variant
+"""Controlled worlds (design §8): actions move the latent as commanded, the noisy variant
 keeps the world's own transition, mixers without a notion of control are refused, and
 the controlled Reacher's arm is where the increments put it. The rendering test skips
 only when no GL backend exists and ``CI`` is unset; under CI a missing backend fails."""

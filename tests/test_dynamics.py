@@ -1,4 +1,4 @@
-"""Latent dynamics: one-step correlation, (non-)stationarity, drift, trajectories (DESIGN §3).
+"""Latent dynamics: one-step correlation, (non-)stationarity, drift, trajectories (design §3).
 
 Tolerances are K_SE standard errors at the stated n. Correlation standard errors use the
 delta method (influence function ab − r(a² + b²)/2 of the standardized pair); kurtosis

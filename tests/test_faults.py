@@ -314,7 +314,7 @@ def test_full_disk_stops_with_one_line_and_resumes(tmp_path, monkeypatch, capsys
 
 # ------------------------------------------------------------------ item 8: dir removed
 def _remove_out_during_second_chunk(monkeypatch, out: Path) -> None:
-    import identlab.learn.program as exp
+    import identlab.run.program as exp
 
     real, calls = exp.run_group, []
 
@@ -381,7 +381,7 @@ def test_nonfinite_embedding_is_diverged_without_a_verdict():
     """Finite weights whose embedding of the evaluation set overflows (last hidden layer
     saturated at 3e38, the head summing 16 of those): the member is ``diverged`` with no
     metric, like a loss blow-up."""
-    from identlab.learn.program import train_group
+    from identlab.run.program import train_group
 
     cfgs = [load_run(BASE, [f"seed={s}", "train.steps=5"]) for s in (0, 1)]
     trained = train_group(cfgs, device="cpu", progress=False)

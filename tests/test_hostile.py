@@ -338,7 +338,7 @@ def test_every_size_has_an_estimate_and_a_bound(override, field):
 
 def test_defaults_and_shipped_configs_are_far_below_the_bound():
     from identlab.core.limits import MAX_BYTES
-    from identlab.learn.budget import size_estimates
+    from identlab.sizes import size_estimates
 
     for cfg in [load_run(None), load_run(Path("configs/spiral.yaml")),
                 load_run(None, ["eval.plan.enabled=true"])]:

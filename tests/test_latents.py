@@ -1,4 +1,4 @@
-"""Latent laws p(z): standardized moments, known kurtosis, cdf/ppf, bimodality (DESIGN §3).
+"""Latent laws p(z): standardized moments, known kurtosis, cdf/ppf, bimodality (design §3).
 
 Sampling tolerances are K_SE standard errors of the estimator at the stated sample size,
 with the standard error computed from the law's *exact* moments (closed forms below,

@@ -1,4 +1,4 @@
-"""Metrics (DESIGN §5): invariances, hand-computed values, Thm 3's bound, degenerate input."""
+"""Metrics (design §5): invariances, hand-computed values, Thm 3's bound, degenerate input."""
 
 import json
 import math
@@ -9,9 +9,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identlab.learn.sigreg import gaussian_expectation, sigreg_direct
 from identlab.measure import metrics as M
 from identlab.measure.config import EvalConfig
+from identlab.measure.split import heldout_split, n_fit
+from identlab.sigreg import gaussian_expectation, sigreg_direct
 
 SEEDS = st.integers(0, 2**32 - 1)
 DIMS = st.integers(1, 5)
@@ -48,7 +49,7 @@ def _he2(z):
 
 
 def _spiral(z):
-    """DESIGN §3 spiral: rotate each 2-D point by π‖z‖ (invertible, keeps N(0, I))."""
+    """design §3 spiral: rotate each 2-D point by π‖z‖ (invertible, keeps N(0, I))."""
     th = math.pi * np.linalg.norm(z, axis=1)  # (n,)
     c, s = np.cos(th), np.sin(th)
     return np.stack([c * z[:, 0] - s * z[:, 1], s * z[:, 0] + c * z[:, 1]], axis=1)
@@ -416,3 +417,30 @@ def test_collapsed_embedding_meets_the_bound_within_mc_error():
         assert out["procrustes_se"] == pytest.approx(2.0 / np.sqrt(2000), rel=0.25)
         fails += not out["bound_holds"]
     assert fails == 0
+
+
+# ------------------------------------------------------------------ the held-out split
+def test_heldout_split_keeps_both_views_of_a_pair_on_one_side():
+    fit, test = heldout_split(5, 0.6)  # 3 fit pairs of the stacked rows [z_t; z_t1]
+    assert fit.tolist() == [0, 1, 2, 5, 6, 7] and test.tolist() == [3, 4, 8, 9]
+    fit, test = heldout_split(5, 0.6, views=1)
+    assert fit.tolist() == [0, 1, 2] and test.tolist() == [3, 4]
+    with pytest.raises(ValueError, match="views"):
+        heldout_split(5, 0.6, views=3)
+
+
+def test_n_fit_rounds_to_the_nearest_pair():
+    assert n_fit(100, 0.29) == 29  # 0.29 · 100 = 28.999…: flooring would lose a pair
+    assert (n_fit(4000, 0.5), n_fit(50000, 0.8), n_fit(303, 0.5)) == (2000, 40000, 152)
+    # at 0.5 an odd grid of p² points rounds its half down, as flooring does
+    assert all(n_fit(p * p, 0.5) == p * p // 2 for p in range(9, 201, 2))
+
+
+def test_evaluate_fits_on_the_heldout_split():
+    rng = np.random.default_rng(3)
+    z_t, z_t1 = _ou_pairs(303, 2, 0.9, rng)  # an odd n: 152 fit pairs, 151 scored
+    h_t, h_t1 = np.tanh(z_t), np.tanh(z_t1)
+    out = M.evaluate(h_t, h_t1, z_t, z_t1, EvalConfig(sigreg_slices=8), rho=None)
+    fit, test = heldout_split(303, 0.5)
+    h, z = np.concatenate([h_t, h_t1]), np.concatenate([z_t, z_t1])
+    assert out["r2_hz"] == M.r2_linear(h[fit], z[fit], h[test], z[test])[0]

@@ -1,4 +1,4 @@
-"""Frozen mixers g: z -> x: exact inverses, conditioning, seeding, batching (DESIGN §3)."""
+"""Frozen mixers g: z -> x: exact inverses, conditioning, seeding, batching (design §3)."""
 
 from __future__ import annotations
 

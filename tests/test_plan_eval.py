@@ -1,4 +1,4 @@
-"""The planning evaluation inside a run (DESIGN §8): the ``eval.plan`` config section,
+"""The planning evaluation inside a run (design §8): the ``eval.plan`` config section,
 its bad input, the protocol's planning metrics, the pinned default record and a tiny
 end-to-end sweep whose report shows the regret."""
 
@@ -15,15 +15,14 @@ from pins import assert_record_matches_pin
 from identlab.cli import main
 from identlab.config import config_hash, load_run
 from identlab.core.schema import ConfigError, build, param, to_dict
-from identlab.learn.program import run_configs
 from identlab.measure.attribution import ATTRIBUTION_KEYS
 from identlab.measure.config import PlanConfig
 from identlab.measure.planning import PLAN_KEYS
-from identlab.measure.protocol import TARGET_KEYS, TIMING_KEYS
+from identlab.run.program import run_configs
+from identlab.run.score import TARGET_KEYS, TIMING_KEYS
 from identlab.show.report import write_report
 from identlab.sweep.run import run_sweep
 from identlab.sweep.spec import load_spec
-from identlab.world import control
 
 PIN = Path(__file__).parent / "data" / "pin_spiral.json"
 SPIRAL_HASH = "3c67158715c3888d"  # configs/spiral.yaml before eval.plan existed
@@ -86,12 +85,14 @@ def test_bad_plan_input_names_the_field(override, field, tmp_path, capsys):
 
 
 def test_planning_on_a_mixer_without_control_is_refused(monkeypatch, tmp_path, capsys):
-    """Every rendered mixer today (reacher) knows its actions; a rendered mixer outside
-    CONTROLS is refused at config time, by name."""
+    """Every rendered mixer today (reacher) knows its actions; a rendered mixer whose
+    class declares no ``control`` is refused at config time, by name."""
     pixels = ["world.mixer.kind=reacher", "learner.encoder.kind=cnn",
               "eval.plan.enabled=true"]
     assert load_run("configs/spiral.yaml", pixels).eval.plan.enabled
-    monkeypatch.delitem(control.CONTROLS, "reacher")
+    from identlab.core.registry import MIXERS
+
+    monkeypatch.setattr(MIXERS.get("reacher"), "control", None)
     with pytest.raises(ConfigError) as e:
         load_run("configs/spiral.yaml", pixels)
     assert e.value.field == "eval.plan.enabled" and "'reacher'" in str(e.value)
@@ -146,7 +147,7 @@ def test_default_record_matches_the_pin(capsys):
     rec = rec[0] if isinstance(rec, list) else rec
     rec.pop("provenance")
     pin.pop("provenance", None)
-    # the attribution keys (DESIGN §7) and the bulk R² are new; every pinned value stays
+    # the attribution keys (design §7) and the bulk R² are new; every pinned value stays
     # (within the tolerance of tests/pins.py)
     assert set(rec["metrics"]) - set(pin["metrics"]) == {*ATTRIBUTION_KEYS, *TARGET_KEYS,
                                                          "r2_hz_bulk"}

@@ -1,4 +1,4 @@
-"""Latent-LQR regret and the interpolation test (DESIGN §8): invariance under rotations,
+"""Latent-LQR regret and the interpolation test (design §8): invariance under rotations,
 the affine calibrations against an independent scalar computation, the Riccati pass
 against a brute-force solution of the same quadratic program, and the straight line's
 1.85× at 8 waypoints."""
@@ -113,7 +113,7 @@ def test_affine_regret_matches_the_scalar_reference_per_pair(kappa):
 
 @pytest.mark.parametrize("kappa,median", [(2.0, 0.0264), (4.0, 0.1036)])
 def test_affine_calibration_of_design(kappa, median):
-    """DESIGN §8: condition number 2 → ≈ 0.03, 4 → ≈ 0.10 (population medians 0.0264 and
+    """design §8: condition number 2 → ≈ 0.03, 4 → ≈ 0.10 (population medians 0.0264 and
     0.1036 from the scalar reference; 2000 pairs)."""
     m, _, b = _affine(kappa, 11)
     out = P.plan_metrics(_linear(m, b), _world(), seed=2, pairs=2000, transitions=4000)
@@ -206,7 +206,7 @@ def test_affine_encoder_passes_the_interpolation_test_but_not_the_regret():
 def test_a_weak_spiral_fools_the_interpolation_test_not_the_regret():
     """h = x through a spiral of 0.1 turn: the latent line barely bends (ratio within 0.05
     of the straight line's) but the closed loop, planned with one linear model, misses.
-    With wide random actions (σ = 1, the calibration protocol of DESIGN §8) the model is
+    With wide random actions (σ = 1, the calibration protocol of design §8) the model is
     fitted over a wide region; with the default narrow ones (σ = 0.3) it is more local and
     the regret smaller, but still far from a rotation's 0."""
     world = _world("world.mixer.kind=spiral", "world.mixer.turns=0.1")

@@ -11,7 +11,7 @@ import pytest
 from identlab.core.fmt import fmt
 from identlab.core.io import write_json_atomic
 from identlab.core.schema import ConfigError
-from identlab.measure.stats import align_orthogonal
+from identlab.measure.stats import align_orthogonal, seed_std
 from identlab.show import plots
 from identlab.show.report import (
     describe_bound,
@@ -179,10 +179,18 @@ def test_report_of_a_sweep_without_records(tmp_path):
 
 
 # ------------------------------------------------------------------ paragraphs
+def test_seed_std_is_the_sample_std_over_runs():
+    assert seed_std([0.99, 0.98]) == pytest.approx(np.std([0.99, 0.98], ddof=1))
+    assert seed_std([0.5]) == 0.0 and np.isnan(seed_std([]))  # one run: no spread
+    assert seed_std(pd.Series([1.0, np.nan, 3.0])) == pytest.approx(np.sqrt(2))
+    np.testing.assert_allclose(seed_std(np.array([[1.0, 5.0], [3.0, np.nan]]), axis=0),
+                               [np.sqrt(2), 0.0])
+
+
 def _cell_means(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     ok = df[df["status"] == "ok"]
     g = ok.groupby(["cell.learner.objective.kind", "cell.world.dynamics.rho"])
-    out = g[metric].agg(["mean", lambda s: s.std(ddof=0)]).reset_index()
+    out = g[metric].agg(["mean", lambda s: s.std(ddof=1) if len(s) > 1 else 0.0]).reset_index()
     out.columns = ["kind", "rho", "mean", "std"]
     theorem = df.groupby(["cell.learner.objective.kind", "cell.world.dynamics.rho"])[
         "theorem_applies"].all().reset_index(drop=True)

@@ -13,8 +13,8 @@ import torch
 from identlab.cli import main
 from identlab.config import load_run
 from identlab.core.schema import ConfigError
-from identlab.learn.program import build_program, embed, run_configs
-from identlab.measure.protocol import grid_latents
+from identlab.run.program import build_program, embed, run_configs
+from identlab.run.score import grid_latents
 from identlab.show.report import load_records
 from identlab.studies import reproduce as rp
 
@@ -415,7 +415,7 @@ def test_reproduce_cli_rejects_bad_workers_and_presets(tmp_path, capsys, args, f
 def test_paper_preset_grid_trains_as_one_batched_program():
     """The 189-run λ × ρ grid at the paper's sizes fits one program on a 56 GB budget
     (70 % of an 80 GB GPU) and on this machine's 3 GB CPU budget."""
-    from identlab.learn.budget import chunk_groups
+    from identlab.run.group import chunk_groups
     from identlab.sweep.run import sweeps_dir
     from identlab.sweep.spec import load_spec, plan
 

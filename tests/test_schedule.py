@@ -1,4 +1,4 @@
-"""The hard-constraint regime (DESIGN §7): λ schedule, lr drop, per-sample SIGReg, and
+"""The hard-constraint regime (design §7): λ schedule, lr drop, per-sample SIGReg, and
 options that leave existing config hashes alone."""
 
 import math
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from identlab.config import config_hash, load_run
 from identlab.core.schema import ConfigError, build, param, to_dict
 from identlab.learn.objectives import LamSchedule, LeJEPA
-from identlab.learn.sigreg import random_directions
 from identlab.learn.train import Hyper, lr_factor, train
+from identlab.sigreg import random_directions
 
 RAMP = ["learner.objective.schedule.kind=ramp", "learner.objective.schedule.end=0.1",
         "learner.objective.schedule.start=0.5", "learner.objective.schedule.stop=0.75",
@@ -156,7 +156,7 @@ RAMP_ONLY = RAMP[:4]
 def test_a_ramp_member_trains_with_its_scheduled_lambda():
     """The λ the loss closure reads at each step is the member's schedule at that step:
     the ramped member follows λ(u), the constant member in the same group keeps 1e-3."""
-    from identlab.learn.program import build_program
+    from identlab.run.program import build_program
 
     ramp = load_run("configs/spiral.yaml", TINY_RUN + RAMP_ONLY)
     const = load_run("configs/spiral.yaml", TINY_RUN)
@@ -179,8 +179,8 @@ def test_a_ramp_member_trains_with_its_scheduled_lambda():
 
 
 def test_default_groups_have_no_step_hook_and_lr_drop_reaches_the_trainer():
-    from identlab.learn.learner import signature
-    from identlab.learn.program import build_program
+    from identlab.run.group import signature
+    from identlab.run.program import build_program
 
     base = load_run("configs/spiral.yaml", TINY_RUN)
     prog = build_program([base], torch.device("cpu"))

@@ -7,7 +7,7 @@ runs at the sizes of configs/*.yaml (`make test-all`).
 import pytest
 
 from identlab.config import load_run
-from identlab.learn.program import run_group
+from identlab.run.program import run_group
 
 SPIRAL_TINY = ["learner.encoder.hidden=64", "learner.encoder.depth=3",
                "learner.objective.slices=32", "train.steps=600", "train.lr=1.0e-2",

@@ -1,7 +1,7 @@
 """Tests for identlab.sigreg: the SIGReg formula and its fast implementations.
 
 The reference ``sigreg_direct`` is itself checked against a plain numpy loop written from
-DESIGN §4 (so a wrong weight at the ends, a missing factor M or a wrong knot grid fails),
+design §4 (so a wrong weight at the ends, a missing factor M or a wrong knot grid fails),
 and against the statistics it must have: ≈ Σ w_j (1 − φ_j²) for Gaussian samples, far above
 that for Laplace / uniform ones, rotation invariant in expectation over directions. The fast
 paths must equal the reference (computed in float64) to 1e-5 relative, values and gradients.
@@ -15,8 +15,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identlab.learn import sigreg as sg
-from identlab.learn.sigreg import (
+from identlab.sigreg import epps_pulley as sg
+from identlab.sigreg import (
     gaussian_expectation,
     get_impl,
     knot_weights,
@@ -82,7 +82,7 @@ def _assert_matches_reference(fn, h, dirs, knots, t_max, rtol=RTOL, upstream=Non
 
 
 def _numpy_sigreg(h: np.ndarray, dirs: np.ndarray, knots: int, t_max: float) -> float:
-    """DESIGN §4 spelled out with loops: one member, h (M, N), dirs (N, S)."""
+    """design §4 spelled out with loops: one member, h (M, N), dirs (N, S)."""
     m = h.shape[0]
     dt = t_max / (knots - 1)
     per_slice = []
@@ -309,7 +309,7 @@ def test_benchmark_reports_every_impl():
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside torch.compile
-@pytest.mark.skipif("compiled" not in sg._IMPLS, reason="torch.compile unavailable")
+@pytest.mark.skipif("compiled" not in sg.SIGREG_IMPLS, reason="torch.compile unavailable")
 def test_compiled_matches_direct():
     """Compiles two kernels (minutes on a small CPU), hence slow."""
     for dtype in (torch.float32, torch.float64):

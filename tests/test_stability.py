@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from identlab.cli import main
 from identlab.config import config_hash, load_run
 from identlab.core.schema import ConfigError, to_dict
-from identlab.learn.program import build_program, run_group
 from identlab.learn.train import resolve_device
 from identlab.measure.metrics import bulk_rows, r2_linear_bulk
 from identlab.measure.stats import departure_step, trajectory_stats
 from identlab.measure.thresholds import BULK_QUANTILE, STABLE_R2_TOL
+from identlab.run.program import build_program, run_group
 from identlab.show.report import records_frame
 
 BASE = "sweeps/base_cpu.yaml"

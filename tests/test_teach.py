@@ -364,7 +364,7 @@ def test_unmix_text_verdicts():
     good = frame([{"seed": s, "r2_hz": v, "cca_min": 0.99, "procrustes": 0.1}
                   for s, v in enumerate((0.99, 0.98))])
     text = unmix.unmix_text(FULL_B, good, baseline=0.6)
-    assert "seeds 0 and 1" in text[0] and "R²(h→z) = 0.985 ± 0.005" in text[0]
+    assert "seeds 0 and 1" in text[0] and "R²(h→z) = 0.985 ± 0.0071" in text[0]
     assert text[1].startswith("Every seed recovers z up to a rotation to within 2%")
     partial = frame([{"seed": 0, "r2_hz": 0.8, "cca_min": 0.7, "procrustes": 0.3},
                      {"seed": 1, "status": "diverged", "r2_hz": np.nan, "cca_min": np.nan,

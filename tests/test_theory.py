@@ -15,8 +15,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from numpy.polynomial import hermite_e
 
-from identlab.learn.sigreg import gaussian_expectation, sigreg_direct
 from identlab.measure import theory as T
+from identlab.sigreg import gaussian_expectation, sigreg_direct
 
 MAX_DEGREE = 8
 

@@ -9,10 +9,10 @@ import torch
 from identlab.config import load_run
 from identlab.core import seeding
 from identlab.learn.encoders import LinearPredictor, MatchedEncoder, MLPEncoder, stack_params
-from identlab.learn.learner import signature
 from identlab.learn.objectives import AlignOnly, InfoNCE, LeJEPA, VICReg, Whiten, alignment
-from identlab.learn.program import run_group
 from identlab.learn.train import Hyper, lr_factor, train
+from identlab.run.group import signature
+from identlab.run.program import run_group
 from identlab.world.mixers import Coupling
 
 TINY = ["world.mixer.kind=spiral", "learner.encoder.hidden=16", "learner.encoder.depth=2",
@@ -222,7 +222,8 @@ def test_record_shape_and_diverged_member():
 
 
 def test_members_per_chunk_respects_the_memory_budget():
-    from identlab.learn.budget import bytes_per_member, members_per_chunk
+    from identlab.run.group import members_per_chunk
+    from identlab.sizes import bytes_per_member
 
     small = load_run(None, TINY)
     big = load_run(None, TINY + ["learner.encoder.hidden=512", "train.batch=1024"])
@@ -235,7 +236,7 @@ def test_members_per_chunk_respects_the_memory_budget():
 
 
 def test_run_configs_splits_groups_and_chunks():
-    from identlab.learn.program import run_configs
+    from identlab.run.program import run_configs
 
     cfgs = [load_run(None, TINY).with_seed(s) for s in range(3)]
     cfgs.append(load_run(None, TINY + ["learner.encoder.hidden=8"]))

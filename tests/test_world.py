@@ -1,6 +1,6 @@
-"""World = latent law · dynamics · mixer: assumption flags, reasons, seeding (DESIGN §3).
+"""World = latent law · dynamics · mixer: assumption flags, reasons, seeding (design §3).
 
-The expected flags are written out by hand from DESIGN §3's table, not derived from the
+The expected flags are written out by hand from design §3's table, not derived from the
 implementation.
 """
 
@@ -58,7 +58,7 @@ def world_cfg(latent: dict, dynamics: dict, mixer: dict | None = None, dim: int 
 @pytest.mark.parametrize("did,dyn,stat,add", DYNAMICS, ids=[d[0] for d in DYNAMICS])
 @pytest.mark.parametrize("lid,lat,gauss,laplace", LATENTS, ids=[x[0] for x in LATENTS])
 def test_flags_and_reasons(lid, lat, gauss, laplace, did, dyn, stat, add):
-    """Each (latent, dynamics) pair reports DESIGN's gaussian / stationary / additive flags
+    """Each (latent, dynamics) pair reports the design's gaussian / stationary / additive flags
     of z; the theorem applies in z exactly when all three hold, and otherwise only to a
     copula OU (Gaussian OU in u = Φ⁻¹(F(z))); reasons() is non-empty exactly when it
     does not apply. laplace_ar with a non-Laplace law is refused at config time."""

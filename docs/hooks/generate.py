@@ -292,6 +292,8 @@ SPEC_KEY_DOCS = {
     "seeds": "a count (seeds 0..n-1) or an explicit list of seeds",
     "plots": "the figures of the report (see the plot keys below)",
     "presets": "named variants: name -> {set, grid, seeds, plots}, chosen with --preset",
+    "plugins": "modules that register plugin kinds, imported first and written into every "
+               "cell's config (with --plugin and the identlab.plugins entry points)",
 }
 PRESET_KEY_DOCS = {
     "set": "dotted run-config overrides applied to the base",

@@ -66,6 +66,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _load_plugins(args) -> None:
+    """Import the installed entry-point plugins and every ``--plugin`` module before the
+    command runs (commands that build configs also write them into the configs)."""
+    from identlab.core import plugins
+
+    args.plugin = list(dict.fromkeys(getattr(args, "plugin", None) or []))
+    plugins.load_entry_points()
+    plugins.load(args.plugin, "--plugin", source="--plugin")
+
+
 def _autocomplete(parser) -> None:
     """Shell completion when argcomplete is installed (``pip install identlab[completion]``)
     and the shell asks for it (argcomplete sets ``_ARGCOMPLETE``); otherwise nothing."""
@@ -147,7 +157,7 @@ def cmd_world(args) -> int:
     from identlab.config import load_run
     from identlab.world.world import World
 
-    cfg = load_run(args.config, args.overrides)
+    cfg = load_run(args.config, args.overrides, plugins=args.plugin)
     _check_world_sizes(args.n, args.k, cfg.world.dim)
     world = World(cfg.world, cfg.seed)
     diag = _finite_or_none(world.diagnostics(n=args.n, k=args.k))
@@ -207,13 +217,13 @@ def cmd_run(args) -> int:
     """``identlab run``: train one config (``seeds=[...]``: one batched program), print
     the table or JSON; ``--dry-run`` and ``--print-config`` train and write nothing."""
     from identlab.config import load_run
-    from identlab.learn.budget import check_group_size
-    from identlab.learn.program import run_group
     from identlab.learn.train import resolve_device
+    from identlab.run.program import run_group
+    from identlab.sizes import check_group_size
     from identlab.world.pixels import check_frame_cache
 
     overrides, seeds = _split_overrides(args.overrides)
-    base = load_run(args.config, overrides)
+    base = load_run(args.config, overrides, plugins=args.plugin)
     if args.print_config:
         return _print_run_config(base, seeds)
     check_group_size(base, len(seeds or [base.seed]), "seeds")
@@ -368,7 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
 
     _extra_commands(sub)
+    _plugin_option(p, default=[])
+    for cmd in sub.choices.values():
+        _plugin_option(cmd, default=argparse.SUPPRESS)  # keeps one given before the command
     return p
+
+
+def _plugin_option(parser, default) -> None:
+    parser.add_argument("--plugin", action="append", default=default, metavar="MODULE",
+                        help="import MODULE first (it registers its own kinds); repeatable")
 
 
 def _extra_commands(sub) -> None:
@@ -394,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (preemption, kill) ends a run like Ctrl-C; a repeated one is ignored
     with sigterm_raises():
         try:
+            _load_plugins(args)
             rc = args.fn(args)
             sys.stdout.flush()  # a full or closed stdout fails here, not at exit
             return rc

@@ -44,7 +44,7 @@ def gib_text(n: float) -> str:
 def memory_lines(cfg, members: int) -> list[str]:
     """The training step of ``members`` batched copies of ``cfg`` and the largest other
     working set (evaluation, frames, ...), from the size estimates."""
-    from identlab.learn.budget import bytes_per_member, size_estimates
+    from identlab.sizes import bytes_per_member, size_estimates
 
     per = bytes_per_member(cfg)
     others = [(f, b) for f, b in size_estimates(cfg) if f != "train.batch" and b > 0]

@@ -71,7 +71,7 @@ def cmd_sweep(args) -> int:
     from identlab.sweep.run import check_options, run_sweep
     from identlab.sweep.spec import grid_clashes, load_spec
 
-    spec = load_spec(args.spec, args.preset, overrides=args.overrides)
+    spec = load_spec(args.spec, args.preset, overrides=args.overrides, plugins=args.plugin)
     for line in grid_clashes(spec, args.overrides):
         note(line)
     if args.print_config:
@@ -201,7 +201,7 @@ def cmd_sweep_all(args) -> int:
         path = root / f"{name}.yaml"
         if not path.is_file():
             raise ConfigError("--only", f"= {name!r}: no sweep spec {path}")
-        spec = load_spec(path, args.preset)
+        spec = load_spec(path, args.preset, plugins=args.plugin)
         out = Path(args.out) / spec.name
         # resume: a changed default spec reuses the records it still plans, and the
         # report keeps to the current plan

@@ -1,4 +1,4 @@
-"""Provenance of a record: versions, git sha, device."""
+"""Provenance of a record: versions, git sha, device, plugins."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from identlab import __version__
+from identlab.core import plugins
 
 __all__ = ["git_sha", "provenance"]
 
@@ -27,9 +28,14 @@ def git_sha() -> str | None:
 def provenance(dev: torch.device) -> dict:
     """The record's provenance: versions, device, device name and torch threads."""
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
-    return {"identlab": __version__, "git_sha": git_sha(), "torch": torch.__version__,
-            "python": platform.python_version(), "device": str(dev),
-            "device_name": name or platform.machine(), "threads": torch.get_num_threads()}
+    out = {"identlab": __version__, "git_sha": git_sha(), "torch": torch.__version__,
+           "python": platform.python_version(), "device": str(dev),
+           "device_name": name or platform.machine(), "threads": torch.get_num_threads()}
+    used = plugins.loaded()
+    if used:  # the plugin modules imported in this process: "module==version, ..."
+        out["plugins"] = ", ".join(p["module"] + (f"=={p['version']}" if p["version"] else "")
+                                   for p in used)
+    return out
 
 
 _PROV_CACHE: dict[str, str | None] = {}

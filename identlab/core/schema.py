@@ -16,6 +16,8 @@ the default). Non-finite floats are refused everywhere.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import numbers
 import types
@@ -134,6 +136,17 @@ def interval(lo: float | None = None, hi: float | None = None, *, lo_open: bool 
                 hi_s = "inf" if hi is None else f"{hi:g}"
                 return f"must be in {left}{lo_s}, {hi_s}{right}"
         return None
+
+    return check
+
+
+def check_in(options: Callable[[], list] | list) -> Check:
+    """A check that a value is one of ``options`` (a list, or a callable giving it at
+    check time, e.g. a registry's current kinds)."""
+
+    def check(v: Any) -> str | None:
+        allowed = options() if callable(options) else options
+        return None if v in allowed else f"must be one of {', '.join(map(str, allowed))}"
 
     return check
 
@@ -336,6 +349,16 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     return obj
+
+
+def config_digest(data: Any) -> str:
+    """The record key of a config's plain data (:func:`to_dict`, or a record's ``config``
+    mapping): sha256 of its canonical JSON (sorted keys, no spaces), first 16 hex
+    digits. Key order is irrelevant, so a config read back from a record has its key.
+    It lives with the plain data rather than with the config classes so that the sweep
+    store checks records without loading the worlds and learners."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def value_label(v: Any) -> str:

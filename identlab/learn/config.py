@@ -25,7 +25,7 @@ def _one_of(options: tuple[str, ...]):
 
 @dataclass(frozen=True)
 class InitConfig:
-    """Where the encoder starts (:mod:`identlab.learn.warmstart`).
+    """Where the encoder starts (:mod:`identlab.run.warmstart`).
 
     ``random``: the seeded initialisation of the ``init`` stream (the behaviour so far).
     ``supervised``: that initialisation, then ``steps`` AdamW steps of the mean squared

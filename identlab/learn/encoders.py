@@ -28,6 +28,15 @@ def stack_params(members: list[Params]) -> Params:
     return {k: torch.stack([m[k] for m in members]) for k in members[0]}
 
 
+def _mlp_bytes(in_dim: int, dim: int, hidden: int, depth: int, samples: int) -> int:
+    """Activations of ``samples`` rows through ``depth`` layers of width ``hidden`` (with
+    room for their gradients), and 4 float32 copies of the weights (value, gradient, two
+    AdamW moments)."""
+    acts = samples * (in_dim + 3 * hidden * depth + 4 * dim) * 4
+    n_params = depth * hidden * hidden + 2 * hidden * dim
+    return acts + 4 * 4 * n_params
+
+
 def _uniform(shape, bound, g):
     return (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
 
@@ -59,6 +68,14 @@ class Encoder:
     def _shape(self) -> tuple:
         return ()
 
+    @classmethod
+    def working_bytes(cls, params, in_dim: int, dim: int, samples: int) -> int:
+        """A rough upper estimate of one member's training working set in bytes for a
+        step over ``samples`` inputs: float32 activations (with their gradients) and the
+        weights with their gradient and AdamW moments. The base estimate counts one
+        hidden layer of width ``dim``; encoders with their own widths override it."""
+        return _mlp_bytes(in_dim, dim, dim, 1, samples)
+
 
 @ENCODERS.register("mlp")
 class MLPEncoder(Encoder):
@@ -73,6 +90,10 @@ class MLPEncoder(Encoder):
 
     def _shape(self):
         return (self.params.hidden, self.params.depth)
+
+    @classmethod
+    def working_bytes(cls, params, in_dim, dim, samples):
+        return _mlp_bytes(in_dim, dim, params.hidden, params.depth, samples)
 
     def init(self, g):
         dims = [self.in_dim] + [self.params.hidden] * self.params.depth + [self.out_dim]
@@ -190,6 +211,14 @@ class CNNEncoder(Encoder):
 
     def _shape(self):
         return (self.params.channels, self.params.groups)
+
+    @classmethod
+    def working_bytes(cls, params, in_dim, dim, samples):
+        side = _image_side(in_dim) or 0
+        chans = params.channels
+        conv = sum(c * (side >> (i + 1)) ** 2 for i, c in enumerate(chans))
+        n_params = sum(a * b * 16 for a, b in zip((3, *chans), chans)) + conv * dim
+        return samples * (in_dim + 4 * conv) * 4 + 4 * 4 * n_params
 
     def init(self, g):
         out = {}

@@ -1,14 +1,13 @@
-"""One member's learner (encoder, predictor, objective) and the shape signature that
-decides which configs can train together as one batched program."""
+"""One member's learner: its encoder, predictor and objective, built from the
+``learner`` section of a run config alone."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from identlab.config import RunConfig
-from identlab.core.registry import ENCODERS, MIXERS, OBJECTIVES, PREDICTORS
+from identlab.core.registry import ENCODERS, OBJECTIVES, PREDICTORS
 
-__all__ = ["Learner", "signature", "obs_dim"]
+__all__ = ["Learner"]
 
 
 @dataclass
@@ -20,24 +19,15 @@ class Learner:
     objective: object
 
     @classmethod
-    def from_config(cls, cfg: RunConfig, in_dim: int) -> "Learner":
-        n = cfg.world.dim
-        lc = cfg.learner
-        return cls(ENCODERS.get(lc.encoder.kind)(lc.encoder, in_dim, n),
-                   PREDICTORS.get(lc.predictor.kind)(lc.predictor, n),
-                   OBJECTIVES.get(lc.objective.kind)(lc.objective, n))
+    def build(cls, learner_cfg, in_dim: int, dim: int) -> "Learner":
+        """The learner of ``learner_cfg`` (a LearnerConfig) for observations of size
+        ``in_dim`` and latents of dimension ``dim``."""
+        lc = learner_cfg
+        return cls(ENCODERS.get(lc.encoder.kind)(lc.encoder, in_dim, dim),
+                   PREDICTORS.get(lc.predictor.kind)(lc.predictor, dim),
+                   OBJECTIVES.get(lc.objective.kind)(lc.objective, dim))
 
-
-def signature(cfg: RunConfig) -> tuple:
-    """Everything that must agree for configs to train in one batched program."""
-    w, t = cfg.world, cfg.train
-    mixer = (w.mixer.kind, getattr(w.mixer, "depth", None), getattr(w.mixer, "pairs", None))
-    learner = Learner.from_config(cfg, in_dim=obs_dim(cfg))
-    return (w.dim, mixer, learner.encoder.signature(), learner.predictor.signature(),
-            learner.objective.signature(), t.steps, t.batch, t.warmup, t.decay_start,
-            t.data_chunk, t.lr_drop, cfg.learner.init, cfg.eval.at_steps)
-
-
-def obs_dim(cfg: RunConfig) -> int:
-    """Size of one observation: the world dim for vector mixers, 3·H·W for frames."""
-    return MIXERS.get(cfg.world.mixer.kind).obs_dim(cfg.world.mixer, cfg.world.dim)
+    def signature(self) -> tuple:
+        """What must agree for learners to train in one batched program."""
+        return (self.encoder.signature(), self.predictor.signature(),
+                self.objective.signature())

@@ -1,4 +1,4 @@
-"""Training objectives (DESIGN §4), batched over K members.
+"""Training objectives (design §4), batched over K members.
 
 An objective sees the embeddings of both views, h_t and h_{t+1} (each (K, B, N)), the
 predicted t-view P(h_t), the member's SIGReg directions (K, N, S) and per-member
@@ -18,10 +18,11 @@ import torch.nn.functional as F
 
 from identlab.core.registry import OBJECTIVES
 from identlab.core.schema import ConfigError, interval, param
-from identlab.learn import sigreg as _sigreg
+from identlab.sigreg import epps_pulley as _sigreg
+from identlab.sigreg.terms import EppsPulley, GaussianityTerm
 
-__all__ = ["Objective", "alignment", "LamSchedule", "LeJEPA", "SigregOnly", "AlignOnly", "Whiten",
-           "VICReg", "InfoNCE"]
+__all__ = ["Objective", "GaussianityObjective", "alignment", "LamSchedule", "LeJEPA",
+           "SigregOnly", "AlignOnly", "Whiten", "VICReg", "InfoNCE"]
 
 Coefs = dict[str, torch.Tensor]
 
@@ -67,27 +68,93 @@ class Objective:
     def loss(self, h_t, h_t1, p_t, dirs, coefs: Coefs) -> torch.Tensor:  # (K,)
         raise NotImplementedError
 
+    # ---- facts the rest of the package reads from the class (never from its kind) ----
+    def working_bytes(self, samples: int) -> int:
+        """A rough upper estimate of the loss's working set for a step over ``samples``
+        embeddings, beyond the encoder's (bytes; the base objective needs none)."""
+        return 0
 
-class _SigregMixin(Objective):
+    def attribution_setting(self, steps: int) -> dict | None:
+        """The settings the attribution evaluates this objective's expected loss at
+        (design §7), or None when it has no Gaussianity term beside an alignment term
+        (then J says nothing about its optimum and the record has no verdict)."""
+        return None
+
+    @classmethod
+    def label(cls, params: dict) -> str:
+        """A readable name for reports, from the objective's config section (a mapping)."""
+        return cls.kind
+
+
+class GaussianityObjective(Objective):
+    """(1 − λ)·alignment + λ·G(h) for a sliced Gaussianity term G (``term()``, an
+    :class:`~identlab.sigreg.terms.GaussianityTerm`): LeJEPA's form, with any test of
+    Gaussianity in SIGReg's place. Its params need ``lam`` and ``slices``; ``views``
+    (``pooled``: G of the 2B pooled samples, or ``per_view``: the mean of each view's) and
+    ``scale`` (``batch``: the M × distance statistic; ``sample``: divided by M) are read
+    when present. The attribution evaluates J at the run's final λ with the same term,
+    so every such objective gets a verdict."""
+
     uses_directions = True
+
+    def term(self) -> GaussianityTerm:
+        """The Gaussianity term, built from this objective's params."""
+        raise NotImplementedError
+
+    def _term(self) -> GaussianityTerm:
+        """``term()``, built once per objective (the loss runs it every step)."""
+        if getattr(self, "_built_term", None) is None:
+            self._built_term = self.term()
+        return self._built_term
+
+    def final_lam(self, steps: int) -> float:
+        """λ at the last step (the objective the run ended on)."""
+        return float(self.params.lam)
+
+    def coefs(self, step=None, steps=None):
+        return {"lam": self.params.lam}
 
     def signature(self):
         p = self.params
-        return (self.kind, p.slices, p.knots, p.t_max, p.views, p.impl,
-                getattr(p, "scale", "batch"))
+        return (self.kind, p.slices, getattr(p, "views", "pooled"),
+                getattr(p, "scale", "batch"), *self.term().signature())
 
     def sigreg(self, h_t, h_t1, dirs):
-        """SIGReg of the batch; ``scale="sample"`` divides the statistic by the M samples
-        it sees (2B pooled, B per view), so that its weight means the same at any batch
-        size (the statistic is M × a distance, plus a finite-sample term of order 1)."""
+        """G of the batch; ``scale="sample"`` divides the statistic by the M samples it
+        sees (2B pooled, B per view), so that its weight means the same at any batch size
+        (the statistic is M × a distance, plus a finite-sample term of order 1)."""
         p = self.params
-        fn = _sigreg.get_impl(p.impl)
+        stat = self._term().statistic
         per_sample = getattr(p, "scale", "batch") == "sample"
-        if p.views == "pooled":
-            stat = fn(torch.cat([h_t, h_t1], dim=1), dirs, p.knots, p.t_max)
-            return stat / (2 * h_t.shape[1]) if per_sample else stat
-        stat = 0.5 * (fn(h_t, dirs, p.knots, p.t_max) + fn(h_t1, dirs, p.knots, p.t_max))
-        return stat / h_t.shape[1] if per_sample else stat
+        if getattr(p, "views", "pooled") == "pooled":
+            out = stat(torch.cat([h_t, h_t1], dim=1), dirs)
+            return out / (2 * h_t.shape[1]) if per_sample else out
+        out = 0.5 * (stat(h_t, dirs) + stat(h_t1, dirs))
+        return out / h_t.shape[1] if per_sample else out
+
+    def loss(self, h_t, h_t1, p_t, dirs, coefs):
+        lam = coefs["lam"]
+        return (1 - lam) * alignment(p_t, h_t1) + lam * self.sigreg(h_t, h_t1, dirs)
+
+    def working_bytes(self, samples):
+        return samples * self.slices * 4 * 8  # projections and their phasors, float32
+
+    def attribution_setting(self, steps):
+        p, term = self.params, self.term()
+        out = {"lam": self.final_lam(steps), "slices": p.slices,
+               "views": getattr(p, "views", "pooled"), "scale": getattr(p, "scale", "batch"),
+               "term": None if term.closed_form else term}
+        if term.closed_form:  # Epps–Pulley: the attribution's closed form needs its knots
+            out.update(knots=term.params.knots, t_max=term.params.t_max)
+        return out
+
+
+class _SigregMixin(GaussianityObjective):
+    """The built-in objectives whose Gaussianity term is Epps–Pulley (SIGReg)."""
+
+    def term(self):
+        p = self.params
+        return EppsPulley(EppsPulley.Params(knots=p.knots, t_max=p.t_max, impl=p.impl))
 
 
 @dataclass(frozen=True)
@@ -99,7 +166,7 @@ class LamSchedule:
         λ(u) = λ · (end/λ)^{clip((u − start)/(stop − start), 0, 1)}
 
     (a step to ``end`` at ``start`` when stop = start). The ramp un-mixes at a small λ
-    and finishes where SIGReg acts as a constraint (DESIGN §7)."""
+    and finishes where SIGReg acts as a constraint (design §7)."""
 
     kind: Literal["constant", "ramp"] = param("constant", doc="constant or ramp")
     end: float = param(0.1, check=interval(0.0, 1.0, lo_open=True), doc="λ after the ramp")
@@ -136,8 +203,8 @@ class LeJEPA(_SigregMixin):
         t_max: float = _sigreg.t_max_param()
         views: Literal["pooled", "per_view"] = param("pooled", doc="SIGReg on pooled views "
                                                      "(2B samples) or averaged per view")
-        impl: Literal["auto", "direct", "recurrence", "compiled"] = param(
-            "auto", doc="SIGReg implementation (all agree to 1e-5)")
+        impl: str = param("auto", check=EppsPulley.Params.__dataclass_fields__["impl"]
+                          .metadata["check"], doc="SIGReg implementation (all agree to 1e-5)")
         schedule: LamSchedule = param(factory=LamSchedule, omit_default=True,
                                       doc="λ over training (constant or ramp)")
         scale: Literal["batch", "sample"] = param(
@@ -159,9 +226,12 @@ class LeJEPA(_SigregMixin):
     def scheduled(self):
         return self.params.schedule.kind != "constant"
 
-    def loss(self, h_t, h_t1, p_t, dirs, coefs):
-        lam = coefs["lam"]
-        return (1 - lam) * alignment(p_t, h_t1) + lam * self.sigreg(h_t, h_t1, dirs)
+    def final_lam(self, steps):
+        return self.params.schedule.value(self.params.lam, steps - 1, steps)
+
+    @classmethod
+    def label(cls, params):
+        return f"SIGReg λ={float(params['lam']):g}"
 
 
 @OBJECTIVES.register("sigreg_only")
@@ -175,15 +245,30 @@ class SigregOnly(_SigregMixin):
         knots: int = _sigreg.knots_param()
         t_max: float = _sigreg.t_max_param()
         views: Literal["pooled", "per_view"] = param("pooled", doc="see lejepa")
-        impl: Literal["auto", "direct", "recurrence", "compiled"] = param("auto", doc="see lejepa")
+        impl: str = param("auto", check=LeJEPA.Params.__dataclass_fields__["impl"]
+                          .metadata["check"], doc="see lejepa")
+
+    def coefs(self, step=None, steps=None):
+        return {}
+
+    def final_lam(self, steps):
+        return 1.0  # LeJEPA at λ = 1: no alignment weight
 
     def loss(self, h_t, h_t1, p_t, dirs, coefs):
         return self.sigreg(h_t, h_t1, dirs)
+
+    @classmethod
+    def label(cls, params):
+        return "SIGReg only"
 
 
 @OBJECTIVES.register("align_only")
 class AlignOnly(Objective):
     """Alignment alone: collapses (the embedding variance goes to 0)."""
+
+    @classmethod
+    def label(cls, params):
+        return "align only"
 
     @dataclass(frozen=True)
     class Params:
@@ -201,6 +286,10 @@ def _cov(h: torch.Tensor) -> torch.Tensor:  # (K, M, N) -> (K, N, N)
 @OBJECTIVES.register("whiten")
 class Whiten(Objective):
     """(1 − λ)·alignment + λ·‖Cov(h) − I‖²_F / N² on the pooled views."""
+
+    @classmethod
+    def label(cls, params):
+        return "whitening"
 
     @dataclass(frozen=True)
     class Params:
@@ -223,6 +312,10 @@ class Whiten(Objective):
 class VICReg(Objective):
     """VICReg (Bardes et al. 2022): sim·MSE(a, b) + var·Σ_views mean_d relu(γ − std_d)
     + cov·Σ_views Σ_{i≠j} Cov_ij² / N, with the paper's weights 25 / 25 / 1."""
+
+    @classmethod
+    def label(cls, params):
+        return "VICReg"
 
     @dataclass(frozen=True)
     class Params:
@@ -255,6 +348,10 @@ class InfoNCE(Objective):
     """Symmetric InfoNCE with a Gaussian kernel: logits −‖u − v‖²/(2σ²), in-batch
     negatives, cross-entropy in both directions, averaged."""
 
+    @classmethod
+    def label(cls, params):
+        return "InfoNCE"
+
     @dataclass(frozen=True)
     class Params:
         kind: str = "infonce"
@@ -262,6 +359,12 @@ class InfoNCE(Objective):
 
     def coefs(self):
         return {"sigma": self.params.sigma}
+
+    def working_bytes(self, samples):
+        # samples counts both views (2B): the B × B distances, logits and two
+        # log-softmaxes, with their gradients (8 float32 matrices; autograd alone saves 3)
+        b = samples // 2
+        return 8 * 4 * b * b
 
     def loss(self, h_t, h_t1, p_t, dirs, coefs):
         d2 = torch.cdist(p_t, h_t1) ** 2  # (K, B, B)

@@ -68,7 +68,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 class LrDrop:
     """Multiply the learning rate by ``factor`` from share ``at`` of the steps on (on top
     of warm-up and cosine decay); ``at: null`` is off. Used with a λ ramp: a small lr
-    lets the run settle where SIGReg acts as a constraint (DESIGN §7)."""
+    lets the run settle where SIGReg acts as a constraint (design §7)."""
 
     at: float | None = param(None, check=interval(0.0, 1.0),
                              doc="share of the steps from which the lr drops (null: off)")

@@ -1,4 +1,4 @@
-"""Attribution (DESIGN §7): does a run fail because of the objective or the optimizer?
+"""Attribution (design §7): does a run fail because of the objective or the optimizer?
 
 Everything here is evaluated on held-out pairs (h_t, h_t1) of one member and the true
 latents (z_t, z_t1) behind them; nothing is trained.
@@ -62,15 +62,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 from scipy import optimize, special
 
-from identlab.learn.sigreg import knot_weights, random_directions
 from identlab.measure.metrics import r2_linear
-from identlab.measure.thresholds import COLLAPSE_VAR, POWER_FRACTION, RECOVERED_R2
+from identlab.measure.split import heldout_split
+from identlab.measure.thresholds import COLLAPSE_VAR, POWER_FRACTION, RECOVERED_R2, SE_MULTIPLE
+from identlab.sigreg import QUADRATURE, knot_weights, random_directions
 
 __all__ = ["LossSetting", "LossEstimate", "expected_loss", "best_scaled", "fit_scale",
            "lam_star", "verdict", "resolution", "is_collapsed", "r2_hz_gauss",
@@ -79,10 +80,8 @@ __all__ = ["LossSetting", "LossEstimate", "expected_loss", "best_scaled", "fit_s
            "directions_block", "rank_gaussianize", "ALTERNATIVES", "ATTRIBUTION_KEYS",
            "LOSS_KEYS", "SE_MULTIPLE", "REL_TOL", "R2_ROTATION"]
 
-# A difference in expected loss counts only above SE_MULTIPLE standard errors: at 3 SE a
-# difference of zero is called real about 0.1 % of the time (one-sided Gaussian tail),
-# the usual bar for "not Monte-Carlo noise" in identlab (see metrics.bound_holds).
-SE_MULTIPLE = 3.0
+# A difference in expected loss counts only above SE_MULTIPLE standard errors
+# (thresholds.SE_MULTIPLE, identlab's one bar for "not Monte-Carlo noise") ...
 # ... and above REL_TOL of the smaller loss: two embeddings evaluated on the same pairs
 # and directions have highly correlated estimates, so a practically irrelevant
 # difference (e.g. the learned scale 0.3 % off the optimal one) can exceed 3 SE; 0.5 % of
@@ -119,10 +118,20 @@ class LossSetting:
 
     lam: float
     batch: int
-    knots: int
-    t_max: float
+    knots: int = QUADRATURE.knots
+    t_max: float = QUADRATURE.t_max
     views: str = "pooled"
     scale: str = "batch"
+    # the objective's Gaussianity term when it is not Epps–Pulley (None: Epps–Pulley at
+    # knots and t_max, in closed form); see :func:`_term_parts`
+    term: object = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, setting: dict) -> LossSetting:
+        """The loss setting of an objective's ``attribution_setting`` (extra keys, such
+        as ``slices`` or ``fixed_scale``, are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in setting.items() if k in names})
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam <= 1.0 or self.batch < 1 or self.knots < 3 or self.t_max <= 0:
@@ -222,6 +231,8 @@ def _sigreg_parts(views: list[np.ndarray], dirs: np.ndarray, setting: LossSettin
     D) phasor arrays stay a few tens of MB at any direction budget): per-direction values
     are concatenated, influences and gradients (means over directions) are weighted by
     each block's share of the directions."""
+    if setting.term is not None:
+        return _term_parts(views, dirs, setting, grad=grad)
     n_dirs = dirs.shape[1]
     if n_dirs <= DIRECTION_BLOCK:
         return _sigreg_block(views, dirs, setting, grad=grad, influence=influence)
@@ -274,6 +285,53 @@ def _sigreg_block(views: list[np.ndarray], dirs: np.ndarray, setting: LossSettin
                         "jnd,j->nd", cross.imag, 2 * w * t)
                 r = -im_g * c_m / len(group)  # ∂(c_m Σ_j w_j err_j)/∂p per pair, direction
                 out["grad"] = out["grad"] + (views[v] * (r @ dirs.T)).sum(0) / r.size
+    return out
+
+
+def _term_parts(views: list[np.ndarray], dirs: np.ndarray, setting: LossSetting, *,
+                grad: bool = False) -> dict:
+    """E[G of a training batch] for a Gaussianity term G without a closed form (design §7).
+
+    The n held-out pairs are cut, in order, into b = ⌊n/B⌋ disjoint batches of B pairs
+    (one batch of all n when n < B); G is the term's ``slice_stat`` on each batch (both
+    views pooled, 2B samples, or the mean over the views of B each, divided by the M
+    samples when ``scale`` is ``sample``), exactly as in training. ``per_dir`` (D,) is
+    the mean over batches. ``infl`` (n,): pair i carries its batch's deviation from that
+    mean, times √(n(n−1)/(b(b−1)B)), so that Var_i(infl)/n (ddof 1, as in
+    :meth:`LossEstimate.se`) is s²_batches/b, the unbiased variance of the batch mean
+    (pairs left over after the last batch carry 0; one batch carries 0 throughout);
+    paired differences of two embeddings on the same pairs share the batches. ``grad``
+    (N,): the gradient of the direction mean in log-scales of the coordinates, by
+    autograd in float64.
+    """
+    term = setting.term
+    n, n_dim = views[0].shape
+    size = min(setting.batch, n)
+    count = n // size
+    used = count * size
+    theta = torch.zeros(n_dim, dtype=torch.float64, requires_grad=grad)
+    d = torch.as_tensor(dirs, dtype=torch.float64)
+    scale = torch.exp(theta)
+    vs = [torch.as_tensor(v[:used], dtype=torch.float64).view(count, size, n_dim) * scale
+          for v in views]
+    groups = [torch.cat(vs, dim=1)] if setting.views == "pooled" else vs
+    per_batch = 0.0
+    for h in groups:  # (b, M, N)
+        stat = term.slice_stat(h @ d)  # (b, D)
+        if setting.scale == "sample":
+            stat = stat / h.shape[1]
+        per_batch = per_batch + stat / len(groups)
+    per_dir = per_batch.mean(0)  # (D,)
+    out = {"per_dir": per_dir.detach().numpy(), "grad": 0.0}
+    batch_means = per_batch.detach().mean(1).numpy()  # (b,)
+    infl = np.zeros(n)
+    if count > 1:  # Σ infl²/(n−1)/n = Σ_k (m_k − m̄)²/(b(b−1))
+        infl[:used] = np.repeat(batch_means - batch_means.mean(), size) * math.sqrt(
+            n * (n - 1) / (count * (count - 1) * size))
+    out["infl"] = infl
+    if grad:
+        (g,) = torch.autograd.grad(per_dir.mean(), theta)
+        out["grad"] = g.numpy()
     return out
 
 
@@ -630,17 +688,13 @@ def verdict(learned: LossEstimate | None, oracles: Oracles, r2_target: float | N
 
 def r2_hz_gauss(h_t, h_t1, z_t, z_t1, law, fit_fraction: float = 0.5) -> float | None:
     """Held-out R²(h → Φ⁻¹(F(z))): metrics.r2_linear with metrics.evaluate's split (fit on
-    the first ``fit_fraction`` of the pairs, score on the rest, views pooled). For
+    the first ``fit_fraction`` of the pairs, score on the rest, views pooled:
+    :func:`~identlab.measure.split.heldout_split`). For
     Gaussian latents Φ⁻¹(F(z)) = z/σ, so it equals r2_hz up to rounding."""
-    n = len(h_t)
-    n_fit = int(round(fit_fraction * n))
-    g_t, g_t1 = law.gaussianize(z_t), law.gaussianize(z_t1)
-    h_t, h_t1 = np.asarray(h_t, float), np.asarray(h_t1, float)
-    hf, hs = np.concatenate([h_t[:n_fit], h_t1[:n_fit]]), np.concatenate([h_t[n_fit:],
-                                                                          h_t1[n_fit:]])
-    gf, gs = np.concatenate([g_t[:n_fit], g_t1[:n_fit]]), np.concatenate([g_t[n_fit:],
-                                                                          g_t1[n_fit:]])
-    return r2_linear(hf, gf, hs, gs)[0]
+    fit, test = heldout_split(len(h_t), fit_fraction)
+    h = np.concatenate([np.asarray(h_t, float), np.asarray(h_t1, float)])
+    g = np.concatenate([law.gaussianize(z_t), law.gaussianize(z_t1)])
+    return r2_linear(h[fit], g[fit], h[test], g[test])[0]
 
 
 # ------------------------------------------------------------------ entry point
@@ -691,11 +745,12 @@ def _learned_record(learned: LossEstimate | None, oracles: Oracles) -> dict:
 
 
 def attribution_metrics(h_t, h_t1, lat: OracleLatents, *, lam: float, batch: int,
-                        slices: int, knots: int, t_max: float, directions: int,
+                        slices: int, directions: int,
                         max_directions: int, fit_directions: int, power: float,
                         path: Sequence[float], seed: int, r2_target: float | None,
                         views: str = "pooled", scale: str = "batch",
-                        fixed_scale: bool = False) -> dict:
+                        fixed_scale: bool = False, knots: int = QUADRATURE.knots,
+                        t_max: float = QUADRATURE.t_max, term: object = None) -> dict:
     """The loss keys (``LOSS_KEYS``) of one member, JSON-able.
 
     h_t, h_t1: the embedding of the score pairs of ``lat`` (n, N) each. The oracles'
@@ -713,7 +768,7 @@ def attribution_metrics(h_t, h_t1, lat: OracleLatents, *, lam: float, batch: int
     gives verdict ``diverged`` and None for every key that needs h.
     """
     del slices  # the expectation over directions is the same at any slice count
-    setting = LossSetting(lam, batch, knots, t_max, views, scale)
+    setting = LossSetting(lam, batch, knots, t_max, views, scale, term)
     h_t, h_t1 = np.asarray(h_t, np.float64), np.asarray(h_t1, np.float64)
     dim = lat.score[0].shape[1]
     if h_t.shape != lat.score[0].shape:

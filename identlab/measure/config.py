@@ -1,6 +1,6 @@
 """The evaluation section of a run config: the held-out set and its protocol, and the
-optional planning evaluation (``eval.plan``, DESIGN §8) and the attribution losses
-(``eval.attribution``, DESIGN §7)."""
+optional planning evaluation (``eval.plan``, design §8) and the attribution losses
+(``eval.attribution``, design §7)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from identlab.core.schema import ConfigError, interval, param
-from identlab.measure.thresholds import POWER_FRACTION
+from identlab.measure.split import n_fit
+from identlab.measure.thresholds import POWER_FRACTION, SE_MULTIPLE
 
 __all__ = ["EvalConfig", "PlanConfig", "AttributionConfig"]
 
@@ -17,7 +18,7 @@ PLAN_FIELD = "eval.plan"
 
 @dataclass(frozen=True)
 class PlanConfig:
-    """Planning evaluation (DESIGN §8): the controlled world z' = z + b·u (+ the world's
+    """Planning evaluation (design §8): the controlled world z' = z + b·u (+ the world's
     transition when ``noise``), the latent-LQR regret and the interpolation test.
     Validated at construction; errors name ``eval.plan.<field>``."""
 
@@ -66,7 +67,7 @@ class PlanConfig:
 
 @dataclass(frozen=True)
 class AttributionConfig:
-    """Attribution losses (DESIGN §7, :mod:`identlab.measure.attribution`): the expected
+    """Attribution losses (design §7, :mod:`identlab.measure.attribution`): the expected
     training loss J of the learned embedding and of oracles built from the theorem's
     target, on the first ``pairs`` held-out pairs over ``directions`` seeded directions
     (the ``attribution`` stream; doubled up to ``max_directions`` while the verdict is
@@ -96,7 +97,8 @@ class AttributionConfig:
                                     "ones, disjoint from the scored directions)")
     power: float = param(POWER_FRACTION, check=interval(0.0, 1.0, lo_open=True),
                          omit_default=True,
-                         doc="a verdict is powered when 3 SE of its comparisons with the "
+                         doc=f"a verdict is powered when {SE_MULTIPLE:g} SE of its "
+                             "comparisons with the "
                              "rotation are at most this share of the rotation's J; else "
                              "'underpowered'")
 
@@ -138,9 +140,9 @@ class EvalConfig:
         if 0 < self.grid < 8:
             raise ConfigError("eval.grid", f"= {self.grid}: use 0 (off) or at least 8 "
                               "points per side")
-        n_fit = int(self.n * self.fit_fraction)
+        fit = n_fit(self.n, self.fit_fraction)
         need = max(20, self.knn + 1)  # rows on each side of the split
-        if min(n_fit, self.n - n_fit) < need:
+        if min(fit, self.n - fit) < need:
             least = int(need / min(self.fit_fraction, 1 - self.fit_fraction)) + 1
             raise ConfigError("eval.n", f"= {self.n}: too small for a held-out split "
                               f"(fit_fraction {self.fit_fraction}); use at least {least}")

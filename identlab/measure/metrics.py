@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN §5): how close is the learned h = f∘g to a rotation of z?
+"""Evaluation metrics (design §5): how close is the learned h = f∘g to a rotation of z?
 
 Inputs are an eval set of pairs one transition apart: embeddings ``h_t, h_t1`` (n, N) of
 true latents ``z_t, z_t1`` (n, N). Conventions used throughout:
@@ -6,7 +6,8 @@ true latents ``z_t, z_t1`` (n, N). Conventions used throughout:
 * **Split.** Anything *fitted* with many parameters (linear regression, CCA directions,
   kNN) is fitted on the first ``fit_fraction`` of the *pairs* and scored on the rest; both
   views of a pair land on the same side, so correlated pairs never straddle the split.
-  Within each side the two views are pooled (2·n_fit and 2·n_test rows).
+  Within each side the two views are pooled (2·n_fit and 2·n_test rows). The rule, and
+  n_fit = round(fit_fraction · n), live in :mod:`identlab.measure.split`.
 * **Full set.** Statistics that are not regressions (MCC's assignment, orthogonality,
   Procrustes, ε, δ, SIGReg, alignment, variances) use the whole pooled set (2n rows).
 * **Covariances** are population covariances (``ddof=0``), so that δ is exactly a mean
@@ -40,14 +41,16 @@ from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
-from identlab.learn.sigreg import (
+from identlab.measure.config import EvalConfig
+from identlab.measure.split import heldout_split, n_fit
+from identlab.measure.thresholds import SE_MULTIPLE
+from identlab.sigreg import (
     QUADRATURE,
     gaussian_expectation,
     get_impl,
     knot_weights,
     random_directions,
 )
-from identlab.measure.config import EvalConfig
 
 __all__ = [
     "evaluate", "r2_scores", "r2_linear", "r2_knn", "bulk_rows", "r2_linear_bulk", "cca",
@@ -88,7 +91,7 @@ def _pool(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ R² (linear, kNN)
 def r2_scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float | None, list]:
-    """Pooled and per-dimension R² of predictions (DESIGN §5 ``r2_*``).
+    """Pooled and per-dimension R² of predictions (design §5 ``r2_*``).
 
     pooled = 1 − Σ_d SS_res,d / Σ_d SS_tot,d (so dims weigh by their variance), per-dim
     = 1 − SS_res,d / SS_tot,d; SS_tot uses the scored set's own mean. A target dim with
@@ -106,7 +109,7 @@ def r2_scores(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float | None, lis
 
 
 def r2_linear(x_fit, y_fit, x_test, y_test) -> tuple[float | None, list]:
-    """Held-out R² of y from x by least squares with intercept (DESIGN §5 ``r2_hz/r2_zh``).
+    """Held-out R² of y from x by least squares with intercept (design §5 ``r2_hz/r2_zh``).
 
     Under the theorem h is a rotation of z, so both directions give R² = 1; any
     invertible affine map does too, so R² alone tests *linear* identifiability only.
@@ -136,7 +139,7 @@ def r2_linear_bulk(x_fit, y_fit, x_test, y_test, quantile: float) -> float | Non
 def r2_knn(x_fit, y_fit, x_test, y_test, k: int = 10) -> tuple[float | None, list]:
     """Held-out R² of y from standardized x by k-nearest-neighbour regression.
 
-    DESIGN §5 ``nl_r2_hz``: how much of z survives in h at all (information kept), with
+    design §5 ``nl_r2_hz``: how much of z survives in h at all (information kept), with
     no linearity assumed. High nl_r2 with low linear R² means h is an invertible but
     nonlinear function of z: identified up to a nonlinear map, not up to a rotation.
     Constant x columns are left unscaled (StandardScaler's rule); a collapsed h gives
@@ -175,7 +178,7 @@ def _paired_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def cca(h, z, h_test=None, z_test=None) -> np.ndarray:
     """Canonical correlations between h and z, sorted descending, length min(N_h, N_z).
 
-    DESIGN §5 ``cca_*``: centre and whiten both, SVD of the whitened cross-covariance.
+    design §5 ``cca_*``: centre and whiten both, SVD of the whitened cross-covariance.
     With only (h, z) these are the in-sample canonical correlations. With a test set the
     canonical directions come from (h, z) and the reported values are the correlations
     of the paired canonical variates on (h_test, z_test): a held-out estimate, free of
@@ -214,7 +217,7 @@ def correlation_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def mcc(h, z, method: str = "pearson") -> float:
     """Mean correlation coefficient after the best one-to-one matching of h- to z-dims.
 
-    DESIGN §5 ``mcc``: |correlation| matrix, ``linear_sum_assignment`` maximising the
+    design §5 ``mcc``: |correlation| matrix, ``linear_sum_assignment`` maximising the
     matched total, mean over the min(N_h, N_z) matched pairs. Equals 1 under permutation,
     sign flips and per-dim affine maps; with ``method="spearman"`` (ranks first) also
     under any per-dim strictly monotone map. A rotation of z that mixes dims scores < 1
@@ -232,7 +235,7 @@ def mcc(h, z, method: str = "pearson") -> float:
 
 # ------------------------------------------------------------------ rotation tests
 def orth_err(h, z) -> float:
-    """‖AᵀA − I‖_F / √N_h, A (N_z, N_h) from least squares h ≈ zA + b (DESIGN §5).
+    """‖AᵀA − I‖_F / √N_h, A (N_z, N_h) from least squares h ≈ zA + b (design §5).
 
     0 iff the best linear map from z to h is orthogonal. Meaningful when h is close to
     linear in z (check r2_zh); for collapsed h, A = 0 and the error is 1.
@@ -243,7 +246,7 @@ def orth_err(h, z) -> float:
 
 
 def procrustes(h, z) -> float:
-    """min over orthogonal Q of mean_i ‖(h_i − h̄) − (z_i − z̄)Q‖² (DESIGN §5, Thm 3 LHS).
+    """min over orthogonal Q of mean_i ‖(h_i − h̄) − (z_i − z̄)Q‖² (design §5, Thm 3 LHS).
 
     Both sides centred (the theorem's h is a rotation up to translation); Q ranges over
     all of O(N), reflections included; the mean is over samples of the squared norm
@@ -327,7 +330,7 @@ def bound_terms(epsilon: float, delta: float, delta_se: float, rho: float) -> di
 # ------------------------------------------------------------------ SIGReg, alignment
 def sigreg_stat(h, slices: int = 1024, seed: int = 0, knots: int = KNOTS,
                 t_max: float = T_MAX, impl: str = "auto", chunk_elems: int = 1 << 22) -> float:
-    """SIGReg statistic of h (M, N) over ``slices`` seeded unit directions (DESIGN §4).
+    """SIGReg statistic of h (M, N) over ``slices`` seeded unit directions (design §4).
 
     The formula is :func:`identlab.sigreg.sigreg_direct`'s, run in float64 by
     ``identlab.sigreg.get_impl(impl)`` (``"auto"``: the angle-addition recurrence, same
@@ -365,7 +368,7 @@ def sigreg_pairs_expectation(rho: float, knots: int = KNOTS, t_max: float = T_MA
 
 
 def alignment(h_t, h_t1) -> float:
-    """The LeJEPA alignment term on the eval pairs (DESIGN §4, no predictor).
+    """The LeJEPA alignment term on the eval pairs (design §4, no predictor).
 
     mean over (view, sample, dim) of (h̄ − h_v)², h̄ the mean of the two views. Since
     h̄ − h_t = (h_t1 − h_t)/2 = −(h̄ − h_t1), this equals ¼·mean over (sample, dim) of
@@ -401,17 +404,18 @@ def _check_inputs(h_t, h_t1, z_t, z_t1, fit_fraction) -> tuple[np.ndarray, ...]:
     if not all(np.isfinite(a).all() for a in arrs[2:]):
         raise ValueError("z_t, z_t1 contain non-finite values")
     n = arrs[0].shape[0]
-    n_fit = int(round(fit_fraction * n))
-    if not 0.0 < fit_fraction < 1.0 or n_fit < 2 or n - n_fit < 2:
+    f = n_fit(n, fit_fraction)
+    if not 0.0 < fit_fraction < 1.0 or f < 2 or n - f < 2:
         raise ValueError(f"need fit_fraction in (0, 1) leaving >= 2 pairs per side "
                          f"(n={n}, fit_fraction={fit_fraction})")
     return arrs
 
 
-def _fitted_metrics(h_t, h_t1, z_t, z_t1, n_fit: int, knn: int) -> dict:
-    """Metrics fitted on the first n_fit pairs and scored on the rest (both views pooled)."""
-    hf, zf = _pool(h_t[:n_fit], h_t1[:n_fit]), _pool(z_t[:n_fit], z_t1[:n_fit])  # (2f, N)
-    hs, zs = _pool(h_t[n_fit:], h_t1[n_fit:]), _pool(z_t[n_fit:], z_t1[n_fit:])  # (2s, N)
+def _fitted_metrics(h, z, fit_fraction: float, knn: int) -> dict:
+    """Metrics fitted on the first ``fit_fraction`` of the pairs and scored on the rest,
+    both views pooled (h, z: the 2n stacked rows; :func:`~identlab.measure.split.heldout_split`)."""
+    fit, test = heldout_split(len(h) // 2, fit_fraction)
+    hf, zf, hs, zs = h[fit], z[fit], h[test], z[test]  # (2f, N), (2s, N)
     r2_hz, r2_hz_dims = r2_linear(hf, zf, hs, zs)
     r2_zh, r2_zh_dims = r2_linear(zf, hf, zs, hs)
     nl_r2, _ = r2_knn(hf, zf, hs, zs, k=knn)
@@ -426,19 +430,19 @@ def _bound_metrics(h_t, h_t1, h, proc: float, proc_se: float, rho: float | None)
 
     The theorem compares population quantities; both sides are estimated from the eval
     set, so the bound holds "within Monte-Carlo error" when procrustes ≤ bound +
-    3·sqrt(bound_se² + procrustes_se²)."""
+    SE_MULTIPLE·sqrt(bound_se² + procrustes_se²) (SE_MULTIPLE = 3)."""
     if rho is None:
         return dict.fromkeys(BOUND_KEYS)
     eps = epsilon(h)
     dlt, dlt_se = delta(h_t, h_t1, rho)
     terms = bound_terms(eps, dlt, dlt_se, rho)
-    holds = proc <= terms["bound"] + 3.0 * math.hypot(terms["bound_se"], proc_se)
+    holds = proc <= terms["bound"] + SE_MULTIPLE * math.hypot(terms["bound_se"], proc_se)
     return {"epsilon": eps, "delta": dlt, "delta_se": dlt_se, **terms, "bound_holds": holds}
 
 
 def evaluate(h_t, h_t1, z_t, z_t1, cfg: EvalConfig | None = None, *, rho: float | None,
              seed: int = 0) -> dict:
-    """All DESIGN §5 metrics for one encoder's eval pairs, as a JSON-able dict.
+    """All design §5 metrics for one encoder's eval pairs, as a JSON-able dict.
 
     h_t, h_t1, z_t, z_t1: (n, N) each; row i of the t1 arrays is one transition after
     row i of the t arrays. ``rho``: the world's scalar one-step correlation when Thm 3
@@ -449,8 +453,9 @@ def evaluate(h_t, h_t1, z_t, z_t1, cfg: EvalConfig | None = None, *, rho: float 
     to score (CCA: directions from the fit part, correlations on the held-out part). The
     others (mcc, mcc_spearman, orth_err, procrustes, epsilon, delta(_se), D, bound(_se),
     bound_holds, sigreg_stat, align, h_var, h_std_min) use all 2n pooled rows.
-    ``bound_holds`` = procrustes ≤ bound + 3·sqrt(bound_se² + procrustes_se²), where
-    procrustes_se is the spread of the per-sample residuals over √n (pairs, not rows).
+    ``bound_holds`` = procrustes ≤ bound + SE_MULTIPLE·sqrt(bound_se² + procrustes_se²)
+    (thresholds.SE_MULTIPLE = 3), where procrustes_se is the spread of the per-sample
+    residuals over √n (pairs, not rows).
     ``sigreg_stat`` pools the two views, which are time-correlated: compare it with
     ``sigreg_stat_expected_pairs`` (Gaussian pairs of correlation ρ; None without ρ)
     rather than with ``sigreg_stat_expected`` (independent Gaussian samples, ≈ 1.05).
@@ -468,7 +473,6 @@ def evaluate(h_t, h_t1, z_t, z_t1, cfg: EvalConfig | None = None, *, rho: float 
         rho = _check_rho(rho)
     if not (np.isfinite(h_t).all() and np.isfinite(h_t1).all()):
         return {**dict.fromkeys(METRIC_KEYS), "h_finite": False}
-    n_fit = int(round(fit_fraction * len(h_t)))
     h, z = _pool(h_t, h_t1), _pool(z_t, z_t1)  # (2n, N)
     res = procrustes_residuals(h, z)
     proc = float(res.mean())
@@ -476,7 +480,7 @@ def evaluate(h_t, h_t1, z_t, z_t1, cfg: EvalConfig | None = None, *, rho: float 
     proc_se = float(res.std(ddof=1) / math.sqrt(len(h_t)))
     h_std = np.sqrt(np.diag(covariance(h)))  # (N,)
     out = {
-        **_fitted_metrics(h_t, h_t1, z_t, z_t1, n_fit, knn),
+        **_fitted_metrics(h, z, fit_fraction, knn),
         "mcc": mcc(h, z), "mcc_spearman": mcc(h, z, "spearman"),
         "orth_err": orth_err(h, z), "procrustes": proc, "procrustes_se": proc_se,
         **_bound_metrics(h_t, h_t1, h, proc, proc_se, rho),

@@ -1,4 +1,4 @@
-"""Planning with the learned latent (DESIGN §8): latent-LQR regret and the paper's
+"""Planning with the learned latent (design §8): latent-LQR regret and the paper's
 interpolation test scored against the true minimiser.
 
 **Cost.** For a state path s_0..s_T with goal s_g and controls u_0..u_{T−1},
@@ -7,7 +7,7 @@ interpolation test scored against the true minimiser.
 
 The t = 0 term is a constant of the start; it is kept so that one definition serves the
 regret and the interpolation test, and it is the definition under which the calibrations
-of DESIGN §8 hold (T = 15, r = 1, start and goal drawn from N(0, I), 2-D, h = Mz + b with
+of design §8 hold (T = 15, r = 1, start and goal drawn from N(0, I), 2-D, h = Mz + b with
 det M = 1: condition number 2 → median regret 0.026, 4 → 0.104; without the t = 0 term
 these would be 0.069 and 0.27).
 

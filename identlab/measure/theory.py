@@ -1,4 +1,4 @@
-"""Symbolic and numeric facts behind LeJEPA's linear-identifiability theorem (DESIGN §5).
+"""Symbolic and numeric facts behind LeJEPA's linear-identifiability theorem (design §5).
 
 The forward direction of the theorem rests on the spectrum of the Ornstein–Uhlenbeck (OU)
 transition operator  (T_ρ f)(z) = E[f(ρz + √(1−ρ²)η)],  η ~ N(0, 1):
@@ -38,7 +38,7 @@ import torch
 from numpy.polynomial import hermite_e
 from scipy import linalg, stats
 
-from identlab.learn.sigreg import QUADRATURE, gaussian_expectation, knot_weights, sigreg_direct
+from identlab.sigreg import QUADRATURE, gaussian_expectation, knot_weights, sigreg_direct
 
 __all__ = [
     "Fact", "MCEstimate", "Z", "ETA", "RHO", "U",

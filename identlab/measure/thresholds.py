@@ -5,9 +5,15 @@ is an affine function of h. Each threshold answers a different question, so each
 its own name; none of them is a tuning knob of the science.
 """
 
-__all__ = ["RECOVERED_R2", "DEFAULT_PLOT_THRESHOLD", "BOUND_MARK_R2", "EXACT_R2", "STALL_R2",
-           "TWISTED_NL_R2", "TWISTED_LINEAR_R2", "BULK_QUANTILE", "STABLE_R2_TOL",
-           "STABLE_SE_MULTIPLE", "POWER_FRACTION", "COLLAPSE_VAR"]
+__all__ = ["SE_MULTIPLE", "RECOVERED_R2", "DEFAULT_PLOT_THRESHOLD", "BOUND_MARK_R2",
+           "EXACT_R2", "STALL_R2", "TWISTED_NL_R2", "TWISTED_LINEAR_R2", "BULK_QUANTILE",
+           "STABLE_R2_TOL", "STABLE_SE_MULTIPLE", "POWER_FRACTION", "COLLAPSE_VAR"]
+
+# Every "within Monte-Carlo error" test compares at this many standard errors (the bound's
+# ``bound_holds``, the attribution's loss differences and power, a rotation start's
+# stability, the ±SE bars of figures): a difference of zero exceeds 3 SE about 0.1 % of
+# the time (one-sided Gaussian tail), the usual bar for "not Monte-Carlo noise".
+SE_MULTIPLE = 3.0
 
 # Phase diagrams call a cell recovered at R² ≥ 0.95 (the spec's heatmap ``threshold``);
 # 0.95 is the paper's own "linear identifiability" cut in its gennorm figure. Light-tailed
@@ -55,7 +61,7 @@ STABLE_R2_TOL = 0.02
 # ... and its final J is within this many of its standard errors of the rotation
 # oracle's: SIGReg's J is an average over pairs and directions, so agreement is only
 # testable up to its SE; a departure moves J by tens of SEs (Laplace: .0335 -> .0224).
-STABLE_SE_MULTIPLE = 3.0
+STABLE_SE_MULTIPLE = SE_MULTIPLE
 
 # A verdict is powered when its comparisons with the rotation could see a difference of
 # this share of the rotation's J at SE_MULTIPLE standard errors (attribution.resolution):

@@ -12,7 +12,13 @@ from __future__ import annotations
 import pandas as pd
 
 from identlab.core.fmt import fmt, mean_std
-from identlab.measure.stats import VERDICT_MARKS, VERDICT_NAMES, bound_counts, bound_counts_text
+from identlab.measure.stats import (
+    VERDICT_MARKS,
+    VERDICT_NAMES,
+    bound_counts,
+    bound_counts_text,
+    seed_std,
+)
 from identlab.measure.thresholds import RECOVERED_R2
 
 __all__ = ["sweep_findings"]
@@ -54,7 +60,7 @@ def _recovery(ok: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
         rec = int((part["mean"] >= RECOVERED_R2).sum())
         against = "its target (z or u)" if applies else "z"
         out.append(f"{where}, R² against {against} "
-                   f"{mean_std(runs.mean(), runs.std(ddof=0), len(runs))} "
+                   f"{mean_std(runs.mean(), seed_std(runs), len(runs))} "
                    f"over {len(runs)} runs, {rec}/{len(part)} cells recovered (mean R² ≥ "
                    f"{RECOVERED_R2:g})")
     return out

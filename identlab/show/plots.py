@@ -47,7 +47,7 @@ from identlab.measure.stats import (
     trajectory_stats,
     verdict_mark,
 )
-from identlab.measure.thresholds import BOUND_MARK_R2, RECOVERED_R2
+from identlab.measure.thresholds import BOUND_MARK_R2, RECOVERED_R2, SE_MULTIPLE
 from identlab.show.labels import label, level_title
 
 __all__ = ["heatmap", "line", "trajectory", "scatter", "bound", "versus", "save", "is_unit_metric",
@@ -149,7 +149,7 @@ def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
     ``overlay='rho_sq'`` draws the slow-feature boundary ρ_max² = ρ_min on a heatmap of
     two per-dimension rhos; ``overlay='theorem'`` outlines cells where the theorem's
     assumptions hold for every record. ``threshold`` marks cells whose mean reaches it.
-    Where records carry attribution verdicts (DESIGN §7) each cell also shows the
+    Where records carry attribution verdicts (design §7) each cell also shows the
     majority class's mark and count over its seeds (:func:`stats.cell_verdicts`), with a
     legend of the marks.
     """
@@ -197,7 +197,7 @@ def heatmap(df: pd.DataFrame, grid: dict, *, metric: str, x: str, y: str,
 
 
 def _has_verdicts(df: pd.DataFrame) -> bool:
-    """Whether any record carries an attribution verdict (DESIGN §7)."""
+    """Whether any record carries an attribution verdict (design §7)."""
     return "verdict" in df and bool(df["verdict"].isin(list(VERDICT_MARKS)).any())
 
 
@@ -575,9 +575,10 @@ def bound(df: pd.DataFrame, *, title: str | None = None) -> Figure:
     bad = np.nan_to_num(r2, nan=-np.inf) < BOUND_MARK_R2
     se = pd.to_numeric(rows.get("bound_se"), errors="coerce").fillna(0).to_numpy(float)
     lo = min(b.min(), p.min()) / 1.8
-    hi = max((b + 3 * se).max(), p.max()) * 1.8
+    bar = SE_MULTIPLE * se
+    hi = max((b + bar).max(), p.max()) * 1.8
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", zorder=1)
-    ax.errorbar(b, p, xerr=[np.minimum(3 * se, b * 0.9), 3 * se], fmt="none",
+    ax.errorbar(b, p, xerr=[np.minimum(bar, b * 0.9), bar], fmt="none",
                 ecolor="0.6", elinewidth=0.7, alpha=0.6, zorder=1)
     for mask, mk, size in ((~bad, "o", 28), (bad, "X", 48)):
         for held, col in ((True, "tab:green"), (False, "tab:red")):
@@ -586,7 +587,7 @@ def bound(df: pd.DataFrame, *, title: str | None = None) -> Figure:
                 ax.scatter(b[m], p[m], marker=mk, s=size, color=col, alpha=0.8,
                            edgecolor="black", lw=0.4, zorder=3)
     _log_axes(ax, lo, hi)
-    ax.set_xlabel("bound  D + (ε + D)²  (bars: ±3 SE)")
+    ax.set_xlabel(f"bound  D + (ε + D)²  (bars: ±{SE_MULTIPLE:g} SE)")
     ax.set_ylabel(f"measured error  ({label('procrustes')})")
     fig.legend(handles=_bound_legend(bad.any()), fontsize=8, loc="outside lower center",
                ncol=2, frameon=False)

@@ -46,8 +46,9 @@ from identlab.measure.stats import (
     level_of,
     ok_rows,
     row_verdicts,
+    seed_std,
 )
-from identlab.measure.thresholds import BOUND_MARK_R2, DEFAULT_PLOT_THRESHOLD
+from identlab.measure.thresholds import BOUND_MARK_R2, DEFAULT_PLOT_THRESHOLD, SE_MULTIPLE
 from identlab.record import Record
 from identlab.show import plots
 from identlab.show.plots import is_unit_metric, short_axis
@@ -61,7 +62,7 @@ __all__ = ["load_records", "records_frame", "write_report", "write_index", "repo
            "cell_table", "plot_id", "TABLE_METRICS", "DEFAULT_THRESHOLD"]
 
 PLAN_TABLE_METRICS = ("plan_regret", "plan_interp_ratio")  # shown where runs planned
-# shown where records carry attribution keys (DESIGN §7), with a verdict column
+# shown where records carry attribution keys (design §7), with a verdict column
 ATTRIBUTION_TABLE_METRICS = ("r2_target", "r2_hz_gauss", "loss_learned", "loss_rotation",
                              "loss_alternative")
 DEFAULT_THRESHOLD = DEFAULT_PLOT_THRESHOLD  # see measure/thresholds.py
@@ -310,7 +311,7 @@ def describe_heatmap(df: pd.DataFrame, grid: dict, p: dict) -> str:
 
 
 def verdict_text(df: pd.DataFrame, grid: dict, keys: list[str]) -> str:
-    """The attribution classes (DESIGN §7) of the cells over ``keys``, with numbers: how
+    """The attribution classes (design §7) of the cells over ``keys``, with numbers: how
     many cells each majority class has, then for every cell whose majority is not
     ``recovered`` its counts and the expected training losses J (means over seeds) of
     the learned h, the best scaled rotation and the Gaussianized latent Φ⁻¹(F(z)), and
@@ -401,7 +402,7 @@ def _rho_sq_text(df: pd.DataFrame, grid: dict, metric: str, x: str, y: str) -> s
         n_cells = rows.loc[mask, "cell_index"].nunique()
         v = vals[vals.index.isin(rows.index[mask])]
         bits.append(f"{where} ({n_cells} cells) the mean {metric} is "
-                    f"{_ms(v.mean(), v.std(ddof=0), len(v))}")
+                    f"{_ms(v.mean(), seed_std(v), len(v))}")
     return "; ".join(bits) + "."
 
 
@@ -519,7 +520,8 @@ def describe_bound(df: pd.DataFrame) -> str:
     bad = r2.fillna(-np.inf) < BOUND_MARK_R2
     n = len(rows)
     text = (f"{n} of {n_ok} finished runs have a positive bound. The bound (Procrustes "
-            f"error against the theorem's target ≤ bound + 3 SE of both estimates) "
+            f"error against the theorem's target ≤ bound + {SE_MULTIPLE:g} SE of both "
+            f"estimates) "
             f"{bound_counts_text(bound_counts(rows))}: a bound at or above a constant "
             f"embedding's error cannot fail, so only the informative ones test it. The median "
             f"ratio procrustes / bound is {fmt(ratio.median())} (range {fmt(ratio.min())}"
@@ -553,7 +555,7 @@ def cell_table(df: pd.DataFrame, grid: dict) -> str:
         row.append(_target_label(cell))
         for m in metrics:
             v = pd.to_numeric(ok[m], errors="coerce").dropna()
-            row.append(_ms(v.mean(), v.std(ddof=0), len(v)) if len(v) else "n/a")
+            row.append(_ms(v.mean(), seed_std(v), len(v)) if len(v) else "n/a")
         if has_bound:
             c = bound_counts(ok)
             info = "" if c["informative"] is None else \
@@ -571,7 +573,7 @@ _THEOREM_NOTE = (" `theorem` names the variable the theorem is about: z when z i
                  "world tests the converse); `yes` in records older than the targets. "
                  "`r2_target` is R² against it.")
 _VERDICT_NOTE = (" `loss_*` are the expected training losses "
-                 "J (DESIGN §7) of the learned h, the best scaled rotation of the target "
+                 "J (design §7) of the learned h, the best scaled rotation of the target "
                  "(z where there is none) and the alternative (Φ⁻¹(F(z)), or z for a u "
                  "target); `verdict` counts the attribution classes over the cell's runs: "
                  + ", ".join(f"{m} {VERDICT_NAMES[v]}" for v, m in VERDICT_MARKS.items())

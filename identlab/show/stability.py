@@ -1,7 +1,7 @@
 """Report text of the warm-start stability test: the trajectory plots' paragraphs and
 the section "Is the rotation a stable solution?" (Gaussian vs non-Gaussian worlds side
 by side). Numbers come from :mod:`identlab.measure.stats`; the verdict of one run is its
-``rotation_stable`` metric (:mod:`identlab.measure.trajectory`)."""
+``rotation_stable`` metric (:mod:`identlab.run.trajectory`)."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ import torch
 
 from identlab.config import RunConfig, load_run
 from identlab.core.provenance import provenance
-from identlab.learn.program import build_program
 from identlab.learn.train import Hyper, resolve_device, train
+from identlab.run.program import build_program
 
 __all__ = ["matmul_peak_gflops", "time_steps", "run_bench", "planning_bench",
            "attribution_bench", "SECTIONS"]
@@ -145,13 +145,13 @@ def pixel_bench(dev: torch.device, quick: bool = False) -> dict:
 
 
 def planning_bench(dev: torch.device, quick: bool = False) -> dict:
-    """Seconds of one vector-world planning evaluation (DESIGN §8) at the default
+    """Seconds of one vector-world planning evaluation (design §8) at the default
     ``eval.plan`` budget (200 pairs, 20 000 transitions, horizon 15): the sweep-sized MLP
     encoder on the spiral world (timing does not depend on training), median of a few
     repeats, and the same evaluation with the exact inverse of the mixer as the encoder
     (the numerics alone: model fit, Riccati pass, closed loop, kNN decoding)."""
-    from identlab.learn.program import member_embedding
-    from identlab.measure.protocol import plan_scores
+    from identlab.run.program import member_embedding
+    from identlab.run.score import plan_scores
 
     cfg = load_run(None, SWEEP + ["eval.plan.enabled=true"])
     prog = build_program([cfg], dev)
@@ -172,8 +172,8 @@ ATTRIBUTION_GROUP = 15  # members of one constraint-sweep group (5 worlds x 3 se
 
 def _score_seconds(cfg: RunConfig, dev: torch.device, repeats: int) -> float:
     """Median seconds of one member's whole evaluation (score_member) under ``cfg``."""
-    from identlab.learn.program import member_embedding
-    from identlab.measure.protocol import score_member
+    from identlab.run.program import member_embedding
+    from identlab.run.score import score_member
 
     prog = build_program([cfg], dev)
     embed = member_embedding(prog.learners[0], prog.params, 0, dev)
@@ -187,7 +187,7 @@ def _score_seconds(cfg: RunConfig, dev: torch.device, repeats: int) -> float:
 
 def attribution_bench(dev: torch.device, quick: bool = False) -> dict:
     """The share of one default-sweep group's wall time the attribution diagnostics
-    (DESIGN §7) add. A group of K = ATTRIBUTION_GROUP members of sweeps/base_cpu.yaml
+    (design §7) add. A group of K = ATTRIBUTION_GROUP members of sweeps/base_cpu.yaml
     trains for steps × (median ms/step of the K-member program); each member is then
     scored. ``attribution_member_s_<law>`` = score_member's median seconds with minus
     without ``eval.attribution`` (an untrained encoder: the oracle fits do not depend on
@@ -273,7 +273,7 @@ def run_bench(device: str = "auto", quick: bool = False, compiled: bool = False,
         res[f"sweep_k{k}_ms"] = round(ms, 2)
         res[f"sweep_k{k}_per_member_ratio"] = round(ms / k / sweep1, 3)
     try:
-        from identlab.learn.sigreg import benchmark as sigreg_benchmark
+        from identlab.sigreg import benchmark as sigreg_benchmark
 
         impls = ("direct", "recurrence") + (("compiled",) if compiled else ())
         res["sigreg_spiral"] = _rounded(sigreg_benchmark(1, 512, 2, 256, impls=impls,
@@ -333,7 +333,7 @@ def to_markdown(res: dict) -> str:
               "of one vector-world planning evaluation (latent-LQR regret and interpolation "
               "test at the default `eval.plan` budget) with the sweep-sized MLP encoder or "
               "the mixer's exact inverse; `attribution_*` the cost of the attribution "
-              "diagnostics (DESIGN §7) in one default-sweep group of "
+              "diagnostics (design §7) in one default-sweep group of "
               "`attribution_group_members` members (sweeps/base_cpu.yaml): its training "
               "seconds, each member's evaluation seconds without attribution "
               "(`attribution_score_s_*`) and the seconds attribution adds "

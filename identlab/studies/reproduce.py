@@ -32,8 +32,9 @@ from matplotlib.lines import Line2D
 
 from identlab.core.fmt import fmt
 from identlab.core.io import read_json, write_bytes_atomic
+from identlab.core.registry import OBJECTIVES
 from identlab.core.schema import ConfigError
-from identlab.measure.stats import VERDICT_NAMES, bound_counts, row_verdicts
+from identlab.measure.stats import VERDICT_NAMES, bound_counts, row_verdicts, seed_std
 from identlab.measure.thresholds import BOUND_MARK_R2, BULK_QUANTILE, EXACT_R2, STALL_R2
 from identlab.show import plots
 from identlab.show.report import (
@@ -78,10 +79,11 @@ REACHER_PAPER = PUBLISHED["reacher"]["claim"]
 def objective_name(row: pd.Series) -> str:
     """A readable objective label from a results row's config columns."""
     kind = row.get("cfg.learner.objective.kind")
-    if kind == "lejepa":
-        return f"SIGReg λ={float(row['cfg.learner.objective.lam']):g}"
-    return {"whiten": "whitening", "infonce": "InfoNCE", "align_only": "align only",
-            "vicreg": "VICReg", "sigreg_only": "SIGReg only"}.get(kind, str(kind))
+    if kind not in OBJECTIVES:
+        return str(kind)
+    prefix = "cfg.learner.objective."
+    params = {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
+    return OBJECTIVES.get(kind).label(params)  # the objective class names itself
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -107,7 +109,7 @@ def _ms(values: np.ndarray, digits: int = 3) -> str:
     v = v[np.isfinite(v)]
     if not len(v):
         return "—"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {seed_std(v):.{digits}f}"
 
 
 def _r2(x) -> str:
@@ -132,7 +134,7 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
         rows.append({"N": int(n), "objective": obj, "seeds": len(r2),
                      "mean_std": _ms(r2), "mean": float(r2.mean()),
                      "median": float(np.median(r2)),
-                     "std": float(r2.std(ddof=1)) if len(r2) > 1 else 0.0,
+                     "std": seed_std(r2),
                      "min": float(r2.min()), "max": float(r2.max()),
                      "frac_recovered": float(np.mean(r2 >= EXACT_R2)),
                      "stalled": int(np.sum(r2 < STALL_R2)),
@@ -373,7 +375,7 @@ def _stats(part: pd.DataFrame, col: str) -> tuple[float, float, int]:
     v = pd.to_numeric(part[col], errors="coerce").dropna().to_numpy(float)
     if not len(v):
         return (np.nan, np.nan, 0)
-    return (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v))
+    return (float(v.mean()), seed_std(v), len(v))
 
 
 def _pm(s) -> str:
@@ -551,7 +553,7 @@ def grid_summary(df: pd.DataFrame) -> dict:
             "informative": counts["informative"],
             "informative_holds": counts["informative_holds"],
             "low": len(low), "low_holds": int(low_holds.sum()),
-            "by_lam": {float(k): (float(v.mean()), float(v.std(ddof=1)), len(v))
+            "by_lam": {float(k): (float(v.mean()), seed_std(v), len(v))
                        for k, v in by_lam},
             "best_lam": float(by_lam.mean().idxmax()) if len(ok) else None}
 

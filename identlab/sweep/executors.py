@@ -82,7 +82,7 @@ def sigterm_raises():
 
 def chunks(pending: Pending, device, max_members: int | None) -> list[Pending]:
     """Group by shape signature, then split each group to the memory budget."""
-    from identlab.learn.program import chunk_groups
+    from identlab.run.group import chunk_groups
 
     check_max_members(max_members)
     from identlab.learn.train import resolve_device
@@ -138,12 +138,12 @@ def run_chunk(items: list[tuple[dict, dict]], root: str, device: str = "auto",
     import torch
 
     from identlab import track
-    from identlab.config import RunConfig, build, config_hash
-    from identlab.learn.program import run_group
+    from identlab.config import config_hash, from_dict
+    from identlab.run.program import run_group
 
     if threads:
         torch.set_num_threads(threads)
-    cfgs = [build(RunConfig, c) for c, _ in items]
+    cfgs = [from_dict(c) for c, _ in items]
     tracker = track.build(trackers)
     try:
         if tracker is not None:

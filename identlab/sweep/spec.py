@@ -35,11 +35,13 @@ from identlab.config import (
     apply_overrides,
     build,
     config_hash,
+    import_plugins,
     load_yaml,
     parse_overrides,
 )
 from identlab.core.io import NAME_RE
 from identlab.core.limits import MAX_INT, MAX_RUNS
+from identlab.core.plugins import check_names
 from identlab.core.schema import ConfigError, short, value_label
 
 __all__ = ["SweepSpec", "PlotSpec", "Cell", "load_spec", "expand", "plan", "value_label",
@@ -112,7 +114,8 @@ class Cell:
 
 
 # ------------------------------------------------------------------ loading
-SPEC_KEYS = {"name", "description", "base", "grid", "zip", "seeds", "plots", "presets"}
+SPEC_KEYS = {"name", "description", "base", "grid", "zip", "seeds", "plots", "presets",
+             "plugins"}
 PLOT_KEYS = set(PlotSpec.__dataclass_fields__)
 
 
@@ -145,12 +148,15 @@ def grid_clashes(spec: SweepSpec, overrides: list[str] | list[tuple[str, Any]]) 
 
 
 def load_spec(source: str | Path | dict, preset: str | None = None,
-              overrides: list[str] | list[tuple[str, Any]] | None = None) -> SweepSpec:
+              overrides: list[str] | list[tuple[str, Any]] | None = None,
+              plugins: tuple[str, ...] | list[str] = ()) -> SweepSpec:
     """Load and fully validate a sweep spec (every cell must build as a run config).
 
     ``overrides`` (``["train.steps=300"]`` or ``[("train.steps", 300)]``) are applied to
     the spec's base run config after the preset's ``set``; a grid axis of the same key
-    still wins in its cells (:func:`grid_clashes` names each such clash)."""
+    still wins in its cells (:func:`grid_clashes` names each such clash). The spec's
+    ``plugins``, its base config's and ``plugins`` (``--plugin``) are imported first and
+    written into the base, so that every cell's config names them."""
     pairs = _pairs(overrides)
     path = None
     if isinstance(source, dict):
@@ -174,6 +180,10 @@ def load_spec(source: str | Path | dict, preset: str | None = None,
         base = load_yaml(bpath)
     if not isinstance(base, dict):
         raise ConfigError("spec.base", "must be a run-config mapping or a path to one")
+    own = check_names(data.get("plugins"), "spec.plugins")
+    names = import_plugins(base, (*own, *plugins))
+    if names:
+        base = {**base, "plugins": list(names)}
     grid = data.get("grid")
     seeds = data.get("seeds", [0])
     presets = _check_presets(data.get("presets"))
@@ -190,7 +200,7 @@ def load_spec(source: str | Path | dict, preset: str | None = None,
         if "plots" in p:
             data = {**data, "plots": p["plots"]}
     if pairs:
-        base = apply_overrides(base, pairs)
+        base = apply_overrides(base, pairs, strict_kinds=True)
     grid = _check_grid(grid)
     zips = _check_zip(data.get("zip") or [], grid)
     seeds = _check_seeds(seeds)

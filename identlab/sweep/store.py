@@ -29,13 +29,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
-import json
 import os
 from pathlib import Path
 
 from identlab.core.io import read_json, write_bytes_atomic, write_json_atomic
-from identlab.core.schema import ConfigError, short
+from identlab.core.schema import ConfigError, config_digest, short
 from identlab.record import record_body_problem
 
 __all__ = ["Store", "StoreError", "config_digest", "record_problem"]
@@ -45,13 +43,6 @@ QUARANTINE = "quarantine"
 
 class StoreError(ConfigError):
     """The output directory cannot take a record (full disk, taken by another writer)."""
-
-
-def config_digest(config: dict) -> str:
-    """The record key of a plain-data config: sha256 of its canonical JSON (sorted keys,
-    no spaces), first 16 hex digits — the same value as ``config.config_hash``."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def record_problem(rec, key: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Controlled worlds for planning evaluation (DESIGN §8).
+"""Controlled worlds for planning evaluation (design §8).
 
 A :class:`ControlledWorld` adds an action u to a world's latent transition,
 
@@ -18,12 +18,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from identlab.core.registry import MIXERS
 from identlab.core.schema import ConfigError
 
-__all__ = ["ControlSpec", "ControlledWorld", "CONTROLS", "control_problem"]
+__all__ = ["ControlSpec", "ControlledWorld", "controls", "control_problem"]
 
-# Rendered mixers that know what an action is (vector mixers all do: u moves z).
-CONTROLS = {"reacher": "joint-angle increments in radians"}
+
+def controls() -> dict[str, str]:
+    """The rendered mixers that know what an action is, with its meaning (their class's
+    ``control``); vector mixers all do: u moves z."""
+    return {k: MIXERS.get(k).control for k in MIXERS.kinds()
+            if MIXERS.get(k).rendered and MIXERS.get(k).control}
 
 
 class ControlSpec(Protocol):
@@ -36,14 +41,14 @@ class ControlSpec(Protocol):
     noise: bool
 
 
-def control_problem(mixer: str, rendered: bool, dynamics: str, strength: float,
+def control_problem(mixer: type, dynamics: str, strength: float,
                     noise: bool) -> tuple[str, str] | None:
     """(field, message) when a world cannot be controlled as asked, else None: a rendered
-    mixer outside :data:`CONTROLS` has no notion of an action, and with ``noise`` the
-    world's transition must not vary in time (drift strength 0)."""
-    if rendered and mixer not in CONTROLS:
-        known = ", ".join(sorted(CONTROLS))
-        return ("world.mixer.kind", f"= {mixer!r}: this rendered mixer has no notion of "
+    mixer whose class (``mixer``) has no ``control`` has no notion of an action, and with
+    ``noise`` the world's transition must not vary in time (drift strength 0)."""
+    if mixer.rendered and not getattr(mixer, "control", None):
+        known = ", ".join(sorted(controls()))
+        return ("world.mixer.kind", f"= {mixer.kind!r}: this rendered mixer has no notion of "
                 f"control (controllable: vector mixers, {known})")
     if noise and strength > 0:
         return ("world.dynamics.kind", f"= {dynamics!r}: a time-varying transition "
@@ -57,15 +62,14 @@ class ControlledWorld:
     def __init__(self, world: Any, cfg: ControlSpec) -> None:
         self.world = world
         self.cfg = cfg
-        problem = control_problem(world.mixer.kind, world.mixer.rendered, world.dynamics.kind,
+        problem = control_problem(type(world.mixer), world.dynamics.kind,
                                   getattr(world.dynamics.params, "strength", 0.0), cfg.noise)
         if problem:
             raise ConfigError(*problem)
         mixer = world.mixer
         self.dim = world.dim
         self.action_dim = world.dim
-        scale = mixer.params.scale if mixer.kind == "reacher" else 1.0
-        self.gain = self.cfg.action_scale / scale  # b in B = b·I
+        self.gain = type(mixer).action_gain(mixer.params, self.cfg.action_scale)  # B = b·I
         self._renderer = None
 
     @property

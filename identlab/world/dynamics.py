@@ -1,4 +1,4 @@
-"""Latent dynamics z_t -> z_{t+1} and their assumption flags (DESIGN §3).
+"""Latent dynamics z_t -> z_{t+1} and their assumption flags (design §3).
 
 Training pairs are exactly one transition apart: ``sample_pairs`` draws z_t from the
 world's marginal at a (random, for time-varying worlds) time t and applies one step.
@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from scipy import special
 
-from identlab.core.registry import DYNAMICS
+from identlab.core.registry import DYNAMICS, LATENTS
 from identlab.core.schema import ConfigError, interval, param
 from identlab.world.latents import LatentLaw
 
@@ -35,6 +35,11 @@ class Dynamics:
         self.dim = dim
         r = params.rho
         self.rho = np.full(dim, float(r)) if not isinstance(r, tuple) else np.asarray(r, float)
+
+    @classmethod
+    def check(cls, params, latent_params, dim: int, path: str) -> None:
+        """Refuse params that do not fit the latent law or ``dim`` (ConfigError)."""
+        check_rho(params, dim, path)
 
     # ---- assumption flags -------------------------------------------------
     def stationary(self) -> bool:
@@ -149,7 +154,7 @@ def laplace_unit(shape, rng: np.random.Generator) -> np.ndarray:
 class LaplaceAR(Dynamics):
     """Exactly stationary Laplace AR(1): z' = ρz + ε, ε = 0 w.p. ρ², else Laplace.
 
-    φ_ε(u) = φ_L(u)/φ_L(ρu) = ρ² + (1−ρ²)φ_L(u) (DESIGN §3), so Laplace(unit var) is the
+    φ_ε(u) = φ_L(u)/φ_L(ρu) = ρ² + (1−ρ²)φ_L(u) (design §3), so Laplace(unit var) is the
     stationary law. Needs the Laplace latent (``laplace`` or ``gennorm`` with α = 1).
     """
 
@@ -157,6 +162,14 @@ class LaplaceAR(Dynamics):
     class Params:
         kind: str = "laplace_ar"
         rho: float | tuple[float, ...] = param(0.95, check=_rho_check, doc=RHO_DOC)
+
+    @classmethod
+    def check(cls, params, latent_params, dim, path):
+        super().check(params, latent_params, dim, path)
+        if not LATENTS.get(latent_params.kind).is_laplace(latent_params):
+            raise ConfigError(f"{path}.kind", "= 'laplace_ar': needs world.latent "
+                              "{kind: laplace} (or gennorm with alpha: 1), got "
+                              f"{latent_params.kind}")
 
     def stationary(self):
         return True
@@ -353,13 +366,6 @@ class Drift(Dynamics):
 
 
 def check_compat(dyn_params, latent_params, dim: int, path: str) -> None:
-    """Cross-field checks of a dynamics section against the latent law and dim."""
-    check_rho(dyn_params, dim, path)
-    if dyn_params.kind == "laplace_ar":
-        is_laplace = latent_params.kind == "laplace" or (
-            latent_params.kind == "gennorm" and latent_params.alpha == 1.0)
-        if not is_laplace:
-            raise ConfigError(f"{path}.kind", "= 'laplace_ar': needs world.latent "
-                              "{kind: laplace} (or gennorm with alpha: 1), got "
-                              f"{latent_params.kind}")
-
+    """Cross-field checks of a dynamics section against the latent law and dim (the
+    dynamics class's own ``check``)."""
+    DYNAMICS.get(dyn_params.kind).check(dyn_params, latent_params, dim, path)

@@ -1,6 +1,6 @@
 """Latent laws p(z): independent, standardized components (mean 0, variance 1).
 
-DESIGN §3. Each law samples from an explicit ``numpy.random.Generator`` and knows its
+design §3. Each law samples from an explicit ``numpy.random.Generator`` and knows its
 own moments, CDF and quantile function (the latter used by ``copula_ou``).
 """
 
@@ -31,6 +31,12 @@ class LatentLaw:
     def __init__(self, params, dim: int) -> None:
         self.params = params
         self.dim = dim
+
+    @classmethod
+    def is_laplace(cls, params) -> bool:
+        """Whether these params give the unit-variance Laplace law (what exactly
+        stationary Laplace dynamics need)."""
+        return False
 
     @property
     def std(self) -> np.ndarray:
@@ -100,7 +106,7 @@ def _gennorm_scale(alpha: float) -> float:
 
 @LATENTS.register("gennorm")
 class Gennorm(LatentLaw):
-    """Generalized normal: z = s·sign·G^{1/α}, G ~ Gamma(1/α, 1) (DESIGN §3).
+    """Generalized normal: z = s·sign·G^{1/α}, G ~ Gamma(1/α, 1) (design §3).
 
     α = 2 is the Gaussian, α = 1 the Laplace, α → ∞ approaches the uniform, α < 1 has
     heavy tails.
@@ -126,6 +132,10 @@ class Gennorm(LatentLaw):
         a = self.alpha
         return float(np.exp(special.gammaln(5 / a) + special.gammaln(1 / a)
                             - 2 * special.gammaln(3 / a)) - 3.0)
+
+    @classmethod
+    def is_laplace(cls, params):
+        return getattr(params, "alpha", 1.0) == 1.0
 
     def cdf(self, z):
         return stats.gennorm.cdf(z, self.alpha, scale=self.scale)

@@ -1,4 +1,4 @@
-"""Frozen invertible mixers g: z -> x (DESIGN §3).
+"""Frozen invertible mixers g: z -> x (design §3).
 
 A mixer is built once from an explicit generator and never trained. Its weights live in
 ``self.weights`` (a dict of tensors); the maths lives in the static methods
@@ -63,6 +63,50 @@ class Mixer:
     def preserves_volume(cls, params) -> bool:
         """Whether x = g(z) has |det ∂g/∂z| = 1 everywhere for these params."""
         return cls.volume_preserving
+
+    # ---- facts the rest of the package reads from the class (never from its kind) ----
+    # the params fields that change the shape of the stacked weights: configs that differ
+    # in one of them cannot train in one batched program
+    shape_fields: ClassVar[tuple[str, ...]] = ()
+    # what an action means in a rendered world (planning): None, no notion of one; vector
+    # mixers need none (an action moves z, in latent units)
+    control: ClassVar[str | None] = None
+
+    @classmethod
+    def batch_signature(cls, params) -> tuple:
+        """What must agree between mixers of members that train as one batched program."""
+        return (cls.kind, *(getattr(params, f) for f in cls.shape_fields))
+
+    @classmethod
+    def weight_bytes(cls, params, dim: int) -> int:
+        """Upper estimate of one member's mixer weights in bytes (float64 matrices, each
+        held as a draw, itself and its inverse); 0 for mixers without matrices."""
+        return 0
+
+    @classmethod
+    def data_bytes(cls, params, dim: int, samples: int, chunk: int) -> int:
+        """One member's training data in bytes: ``chunk`` steps of ``samples``
+        observations and latents, float32, drawn ahead (rendered mixers: their frames)."""
+        return chunk * samples * (cls.obs_dim(params, dim) + dim) * 4 * 2
+
+    @classmethod
+    def size_estimates(cls, params, dim: int, samples: int, chunk: int
+                       ) -> list[tuple[str, int]]:
+        """(field, bytes) for each working set one of this mixer's own size fields scales
+        (checked against the memory bound when a config is built, by field name)."""
+        return []
+
+    @classmethod
+    def check(cls, params, dim: int, path: str) -> None:
+        """Refuse params that cannot mix ``dim`` latents (ConfigError naming the field)."""
+        if cls.two_d and dim != 2:
+            raise ConfigError(f"{path}.kind", f"= {cls.kind!r}: a 2-D mixer; needs "
+                              f"world.dim = 2, got {dim}")
+
+    @classmethod
+    def action_gain(cls, params, action_scale: float) -> float:
+        """b in B = b·I: the latent displacement of a unit action (planning)."""
+        return action_scale
 
     def eval_targets(self, z: np.ndarray) -> dict[str, np.ndarray]:
         """Extra ground-truth variables to score h against, beyond z (name -> (n, m))."""
@@ -136,6 +180,16 @@ class MLPMixer(Mixer):
         cond_draws: int = param(200, check=interval(1), doc="draws for the quantile")
         max_tries: int = param(10000, check=interval(1), doc="rejection-sampling cap")
 
+    shape_fields = ("depth",)
+
+    @classmethod
+    def weight_bytes(cls, params, dim):
+        return 3 * 8 * params.depth * dim * dim
+
+    @classmethod
+    def size_estimates(cls, params, dim, samples, chunk):
+        return [("world.mixer.cond_draws", 3 * params.cond_draws * dim * dim * 8)]
+
     def __init__(self, params, dim, rng):
         super().__init__(params, dim, rng)
         thr = params.cond_threshold
@@ -203,6 +257,18 @@ class Coupling(Mixer):
         kind: str = "coupling"
         depth: int = param(4, check=interval(1), doc="number of coupling layers")
         gain: float = param(2.0, check=interval(0.0, lo_open=True), doc="W = gain·Q")
+
+    shape_fields = ("depth",)
+
+    @classmethod
+    def weight_bytes(cls, params, dim):
+        return 3 * 8 * params.depth * (dim // 2) ** 2
+
+    @classmethod
+    def check(cls, params, dim, path):
+        super().check(params, dim, path)
+        if dim % 2:
+            raise ConfigError(f"{path}.kind", f"= 'coupling': needs an even world.dim, got {dim}")
 
     def __init__(self, params, dim, rng):
         super().__init__(params, dim, rng)
@@ -382,6 +448,10 @@ class Linear(Mixer):
         cond_threshold: float = param(10.0, check=interval(1.0),
                                       doc="max condition number ('conditioned')")
 
+    @classmethod
+    def weight_bytes(cls, params, dim):
+        return 3 * 8 * dim * dim
+
     def __init__(self, params, dim, rng):
         super().__init__(params, dim, rng)
         if params.mode == "orthogonal":
@@ -440,6 +510,20 @@ class Reacher(Mixer):
     two_d = True
     has_inverse = False
     rendered = True
+    shape_fields = ("size", "pairs")
+    control = "joint-angle increments in radians"
+
+    @classmethod
+    def data_bytes(cls, params, dim, samples, chunk):
+        return 2 * params.pairs * cls.obs_dim(params, dim)  # uint8 frames, two views
+
+    @classmethod
+    def size_estimates(cls, params, dim, samples, chunk):
+        return [("world.mixer.pairs", cls.data_bytes(params, dim, samples, chunk))]
+
+    @classmethod
+    def action_gain(cls, params, action_scale):
+        return action_scale / params.scale  # θ = scale·z: u in radians moves z by u/scale
 
     def __init__(self, params, dim, rng):
         super().__init__(params, dim, rng)
@@ -490,13 +574,10 @@ class Reacher(Mixer):
 
 
 def check_compat(mixer_params, dim: int, path: str) -> None:
+    """The mixer class's own checks, then the memory bound on its weights."""
     cls = MIXERS.get(mixer_params.kind)
-    if cls.two_d and dim != 2:
-        raise ConfigError(f"{path}.kind", f"= {mixer_params.kind!r}: a 2-D mixer; needs "
-                          f"world.dim = 2, got {dim}")
-    if mixer_params.kind == "coupling" and dim % 2:
-        raise ConfigError(f"{path}.kind", f"= 'coupling': needs an even world.dim, got {dim}")
-    need = mixer_bytes(mixer_params, dim)
+    cls.check(mixer_params, dim, path)
+    need = cls.weight_bytes(mixer_params, dim)
     if need > MAX_MIXER_BYTES:
         raise ConfigError("world.dim", f"= {dim}: the {mixer_params.kind!r} mixer would need "
                           f"about {need / 2**30:,.0f} GiB for its weights (limit "
@@ -504,16 +585,5 @@ def check_compat(mixer_params, dim: int, path: str) -> None:
 
 
 def mixer_bytes(mixer_params, dim: int) -> int:
-    """Upper estimate of a mixer's weight memory in bytes: float64 matrices, each held as
-    a draw, itself and its inverse (3 copies) — depth·N² for ``mlp``, depth·(N/2)² for
-    ``coupling``, N² for ``linear``; the 2-D and rendered mixers need no matrices."""
-    kind = mixer_params.kind
-    if kind == "mlp":
-        entries = mixer_params.depth * dim * dim
-    elif kind == "coupling":
-        entries = mixer_params.depth * (dim // 2) ** 2
-    elif kind == "linear":
-        entries = dim * dim
-    else:
-        entries = 0
-    return 3 * 8 * entries
+    """Upper estimate of a mixer's weight memory in bytes (its class's ``weight_bytes``)."""
+    return MIXERS.get(mixer_params.kind).weight_bytes(mixer_params, dim)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from identlab.core.fmt import fmt
 from identlab.measure.stats import bound_counts, bound_error, ok_rows
+from identlab.measure.thresholds import SE_MULTIPLE
 from identlab.show.plots import bound as bound_figure
 from identlab.studies.teach.text import Section, listing, md_table, save_png
 
@@ -50,8 +51,8 @@ def bound_text(rows: pd.DataFrame) -> list[str]:
         return ["No finished Gaussian OU run has a bound, so there is nothing to check."]
     holds = rows["bound_holds"].astype(bool)
     pos = rows[rows["bound"] > 0]
-    out = [f"The bound holds (within 3 standard errors of δ) in {int(holds.sum())} of "
-           f"{len(rows)} runs ({100 * holds.mean():.0f}%)."]
+    out = [f"The bound holds (within {SE_MULTIPLE:g} standard errors of δ) in "
+           f"{int(holds.sum())} of {len(rows)} runs ({100 * holds.mean():.0f}%)."]
     c = bound_counts(rows)
     if c["informative"] is not None:
         out.append(f"Only {c['informative']} of these bounds are informative (below a "
@@ -74,5 +75,6 @@ def bound_text(rows: pd.DataFrame) -> list[str]:
             f"section {r.section.lstrip('s')}, level {r.level:g}, seed {int(r.seed)} "
             f"(error {fmt(r.procrustes)} vs bound {fmt(r.bound)})" for r in bad.itertuples())
             + "; the bound assumes an exactly stationary Gaussian OU world and exact "
-              "expectations, so a failure beyond 3 SE would disagree with the theorem.")
+              f"expectations, so a failure beyond {SE_MULTIPLE:g} SE would disagree with "
+              "the theorem.")
     return out

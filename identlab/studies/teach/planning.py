@@ -110,7 +110,7 @@ def section_planning(b: Budget, out: Path) -> Section:
     rows = [[r.encoder, "—" if r.kind == "spiral" else float(r.kappa), r.regret, r.p90,
              r.interp] for r in df.itertuples()]
     cfg = PlanConfig()
-    intro = (f"Planning in a latent h (identlab.measure.planning.plan_metrics, DESIGN §8): "
+    intro = (f"Planning in a latent h (identlab.measure.planning.plan_metrics, design §8): "
              f"a linear model h' ≈ Âh + B̂u + c fitted on {cfg.transitions:,} random-action "
              f"transitions (σ = {cfg.action_std:g}) of z' = z + u, then a {cfg.horizon}-step "
              f"LQR on Σ‖h_t − h_goal‖² + {cfg.r:g}‖u_t‖² run closed loop on the true world. "

@@ -22,7 +22,7 @@ import pandas as pd
 from identlab.config import RunConfig, config_hash
 from identlab.core.io import read_json, write_json_atomic
 from identlab.core.progress import tqdm
-from identlab.measure.stats import ok_rows
+from identlab.measure.stats import ok_rows, seed_std
 from identlab.record import Record, RecordError
 from identlab.sweep.executors import EXECUTORS
 from identlab.sweep.run import sweeps_dir
@@ -215,10 +215,11 @@ def results_frame(runs: list[Run], records: dict[str, Record]) -> pd.DataFrame:
 
 
 def agg(df: pd.DataFrame, metric: str, keys=("arm", "level")) -> pd.DataFrame:
-    """Mean, std (ddof 0) and count of ``metric`` over finished runs per ``keys``."""
+    """Mean, std (:func:`~identlab.measure.stats.seed_std`) and count of ``metric`` over
+    finished runs per ``keys``."""
     sub = ok_rows(df).dropna(subset=[metric]) if metric in df else df.iloc[0:0]
     g = sub.groupby(list(keys), sort=False)[metric]
-    return g.agg(mean="mean", std=lambda s: s.std(ddof=0), n="count").reset_index()
+    return g.agg(mean="mean", std=seed_std, n="count").reset_index()
 
 
 def cell(stats_df: pd.DataFrame, arm, level) -> tuple[float, float, int]:

@@ -10,6 +10,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from identlab.measure import theory
+from identlab.measure.thresholds import SE_MULTIPLE
 from identlab.studies.teach.runs import Budget
 from identlab.studies.teach.text import Section, listing, md_table, save_png
 
@@ -66,13 +67,14 @@ def spectrum_figure(mc: pd.DataFrame, rho: float) -> Figure:
         cost = [theory.hermite_alignment_analytic(w, r) for r in grid]
         left.plot(grid, cost, color=col, lw=1.8, label=f"degree {k}")
         part = mc[mc["k"] == k]
-        left.errorbar(part["rho"], part["mc"], yerr=3 * part["se"], fmt="o", color=col,
+        left.errorbar(part["rho"], part["mc"], yerr=SE_MULTIPLE * part["se"], fmt="o", color=col,
                       ms=5, mec="black", mew=0.5, capsize=2)
     left.axvline(rho, color="grey", ls=":", lw=1)
     left.text(rho, 0.05, f" ρ = {rho}", color="grey", fontsize=9, ha="right")
     left.set_xlabel("one-step correlation ρ")
     left.set_ylabel("alignment cost E[(f(z') − f(z))²]")
-    left.set_title("cost 2(1 − ρ^k) per Hermite degree (dots: Monte Carlo ± 3 SE)",
+    left.set_title(f"cost 2(1 − ρ^k) per Hermite degree (dots: Monte Carlo ± "
+                   f"{SE_MULTIPLE:g} SE)",
                    fontsize=10)
     left.legend(fontsize=8)
     gap = 2 * grid * (1 - grid)
@@ -100,8 +102,8 @@ def spectrum_text(mc: pd.DataFrame, rho: float) -> list[str]:
     c1, c2 = float(at.loc[1, "analytic"]), float(at.loc[2, "analytic"])
     gap_fact = theory.spectral_gap()
     zmax = float(mc["z"].abs().max())
-    inside = int((mc["z"].abs() <= 3).sum())
-    outside = sorted(set(mc.loc[mc["z"].abs() > 3, "k"].astype(int)))
+    inside = int((mc["z"].abs() <= SE_MULTIPLE).sum())
+    outside = sorted(set(mc.loc[mc["z"].abs() > SE_MULTIPLE, "k"].astype(int)))
     return [f"At ρ = {rho} a linear feature costs {c1:.4f} and the cheapest non-linear "
             f"one (degree 2) {c2:.4f}: the gap {c2 - c1:.4f} = 2ρ(1−ρ) is "
             f"{100 * (c2 - c1) / c1:.0f}% of the linear cost, so alignment clearly favours "
@@ -109,8 +111,8 @@ def spectrum_text(mc: pd.DataFrame, rho: float) -> list[str]:
             f"The gap is largest at ρ = ½ and vanishes at ρ → 0 and ρ → 1 (sympy check "
             f"spectral_gap {'holds' if gap_fact.holds else 'FAILS'}): very slow or very "
             "fast worlds separate the degrees weakly.",
-            f"{inside} of {len(mc)} Monte-Carlo estimates fall within 3 standard errors of "
-            f"the analytic costs (largest |z| = {zmax:.2f})"
+            f"{inside} of {len(mc)} Monte-Carlo estimates fall within {SE_MULTIPLE:g} "
+            f"standard errors of the analytic costs (largest |z| = {zmax:.2f})"
             + (f"; the misses are at degree {listing(outside)}, whose squared differences are "
                "heavy-tailed, so their sample standard errors are themselves unreliable."
                if outside else ".")]

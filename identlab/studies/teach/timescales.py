@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from identlab.core.fmt import fmt
 from identlab.measure import theory
-from identlab.measure.stats import align_orthogonal, ok_rows
+from identlab.measure.stats import align_orthogonal, ok_rows, seed_std
 from identlab.record import Record
 from identlab.studies.teach.runs import Budget, grid_values
 from identlab.studies.teach.text import (
@@ -153,7 +153,7 @@ class Fast:
 def fast_stats(sub: pd.DataFrame, arm: str, label: str) -> Fast:
     """Mean scores of one arm at one (ρ_slow, ρ_fast) level."""
     part = ok_rows(sub[(sub["arm"] == arm) & (sub["level"] == label)])
-    return Fast(float(part["r2_dim2"].mean()), float(part["r2_dim2"].std(ddof=0)),
+    return Fast(float(part["r2_dim2"].mean()), seed_std(part["r2_dim2"]),
                 float(part["r2_dim1"].mean()), float(part["sigreg_stat"].mean()),
                 float(part["mcc"].mean()))
 

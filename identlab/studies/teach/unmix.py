@@ -10,7 +10,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from identlab.core.fmt import fmt
-from identlab.measure.stats import TABLE_METRICS, align_orthogonal, ok_rows
+from identlab.measure.stats import TABLE_METRICS, align_orthogonal, ok_rows, seed_std
 from identlab.studies.teach.runs import Budget
 from identlab.studies.teach.text import Section, budget_note, listing, md_table, ms, save_png
 
@@ -91,9 +91,9 @@ def unmix_text(b: Budget, sub: pd.DataFrame, baseline: float) -> list[str]:
     if not len(fin):
         return [f"Every run (seeds {seeds}) diverged, so there is nothing to report."]
     r2, cca, proc = (fin[m] for m in ("r2_hz", "cca_min", "procrustes"))
-    out = [f"Over seeds {seeds}, R²(h→z) = {ms(r2.mean(), r2.std(ddof=0), len(fin))} "
-           f"(lowest {fmt(r2.min())}), CCA min = {ms(cca.mean(), cca.std(ddof=0), len(fin))} "
-           f"and Procrustes error = {ms(proc.mean(), proc.std(ddof=0), len(fin))}, against "
+    out = [f"Over seeds {seeds}, R²(h→z) = {ms(r2.mean(), seed_std(r2), len(fin))} "
+           f"(lowest {fmt(r2.min())}), CCA min = {ms(cca.mean(), seed_std(cca), len(fin))} "
+           f"and Procrustes error = {ms(proc.mean(), seed_std(proc), len(fin))}, against "
            f"R² = {fmt(baseline)} for reading z linearly off x itself."]
     if r2.min() >= 0.95:
         out.append(f"Every seed recovers z up to a rotation to within "

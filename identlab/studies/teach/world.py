@@ -13,6 +13,7 @@ from scipy import stats
 from identlab.core import seeding
 from identlab.core.fmt import fmt
 from identlab.measure.metrics import r2_linear
+from identlab.measure.split import heldout_split
 from identlab.studies.teach.text import Section, listing, md_table, save_png
 from identlab.studies.teach.worlds import PLOT_SEED
 
@@ -119,4 +120,5 @@ def identity_baseline(worlds: dict) -> float:
     rng = seeding.rng(PLOT_SEED, "eval")
     z = rng.standard_normal((4000, 2))
     x = worlds["spiral, Gaussian OU"].mixer.forward(z)
-    return float(r2_linear(x[:2000], z[:2000], x[2000:], z[2000:])[0])
+    fit, test = heldout_split(len(z), 0.5, views=1)
+    return float(r2_linear(x[fit], z[fit], x[test], z[test])[0])

@@ -1,4 +1,4 @@
-"""SIGReg: the sliced Epps–Pulley statistic (DESIGN §4).
+"""SIGReg: the sliced Epps–Pulley statistic (design §4).
 
 For embeddings h (M samples, N dims) and S unit directions a_s, with projections
 p = h·a_s and J equispaced knots t_j = j·t_max/(J−1), j = 0..J−1, φ(t) = exp(−t²/2):
@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 import torch
 
+from identlab.core.registry import SIGREG_IMPLS
 from identlab.core.schema import interval, odd_at_least, param
 
 __all__ = ["Quadrature", "QUADRATURE", "knots_param", "t_max_param", "knot_weights",
            "gaussian_expectation", "sigreg_direct", "sigreg_recurrence", "sigreg_compiled",
-           "random_directions", "get_impl", "benchmark"]
+           "random_directions", "get_impl", "benchmark", "SIGREG_IMPLS"]
 
 
 @dataclass(frozen=True)
@@ -330,21 +331,23 @@ def _compile_available() -> bool:
     return hasattr(torch, "compile") and shutil.which("g++") is not None
 
 
-_IMPLS = {"direct": sigreg_direct, "recurrence": sigreg_recurrence}
+SIGREG_IMPLS.register("direct")(sigreg_direct)
+SIGREG_IMPLS.register("recurrence")(sigreg_recurrence)
 if _compile_available():
-    _IMPLS["compiled"] = sigreg_compiled
+    SIGREG_IMPLS.register("compiled")(sigreg_compiled)
 
 _AUTO = "recurrence"  # fastest eager implementation measured (see ``benchmark``)
 
 
 def get_impl(name: str):
-    """The SIGReg function registered as ``name``; ``auto`` is the fastest eager one, so
-    short runs and tests never wait for a compilation."""
+    """The SIGReg function registered as ``name`` in ``SIGREG_IMPLS``; ``auto`` is the
+    fastest eager one, so short runs and tests never wait for a compilation."""
     if name == "auto":
         name = _AUTO
-    if name not in _IMPLS:
-        raise KeyError(f"SIGReg implementation {name!r} unavailable here; have {sorted(_IMPLS)}")
-    return _IMPLS[name]
+    if name not in SIGREG_IMPLS:
+        raise KeyError(f"SIGReg implementation {name!r} unavailable here; have "
+                       f"{SIGREG_IMPLS.kinds()}")
+    return SIGREG_IMPLS.get(name)
 
 
 # --- benchmark ----------------------------------------------------------------------------
@@ -374,13 +377,14 @@ def benchmark(K: int, M: int, N: int, S: int, knots: int = QUADRATURE.knots, rep
     ~80 s cold on a 2-core CPU, a few s when torch's on-disk cache already holds the shape;
     pass ``impls=("direct", "recurrence")`` to skip it.
     """
-    names = list(impls or _IMPLS)
+    names = list(impls or SIGREG_IMPLS.kinds())
     gen = torch.Generator(device=device or "cpu").manual_seed(seed)
     h = torch.randn(K, M, N, generator=gen, dtype=dtype, device=gen.device)  # (K, M, N)
     dirs = torch.stack([random_directions(N, S, gen, dtype) for _ in range(K)])  # (K, N, S)
-    out = {f"first_call/{n}": _fwd_bwd_ms(_IMPLS[n], h, dirs, knots, t_max) for n in names}
+    out = {f"first_call/{n}": _fwd_bwd_ms(SIGREG_IMPLS.get(n), h, dirs, knots, t_max)
+           for n in names}
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
         for n in names[r % len(names):] + names[:r % len(names)]:
-            times[n].append(_fwd_bwd_ms(_IMPLS[n], h, dirs, knots, t_max))
+            times[n].append(_fwd_bwd_ms(SIGREG_IMPLS.get(n), h, dirs, knots, t_max))
     return {**{n: statistics.median(v) for n, v in times.items()}, **out}

@@ -6,10 +6,10 @@ verdict of a rotation start.
 and evaluation draws) and, at each listed step s (the encoder after s updates), records
 
 * ``traj_r2_hz``: held-out linear R²(h → z) (fit on the first ``fit_fraction`` of the
-  pairs, both views, scored on the rest — :func:`identlab.measure.metrics.evaluate`'s
-  split);
+  pairs, both views, scored on the rest — :func:`identlab.measure.split.heldout_split`,
+  the split of :func:`identlab.measure.metrics.evaluate`);
 * ``traj_r2_hz_gauss``: the same against Φ⁻¹(F(z));
-* ``traj_loss``: the expected training loss J (DESIGN §7) of the best-rescaled h,
+* ``traj_loss``: the expected training loss J (design §7) of the best-rescaled h,
   min_a J(a·h), at the run's final λ, so that a mere scale drift does not read as a
   departure; beside it the same set's best-scaled rotation and Gaussianized oracles
   (``traj_loss_rotation``, ``traj_loss_gaussianized``, computed once).
@@ -40,6 +40,7 @@ from identlab.measure.attribution import (
     scaled_loss,
 )
 from identlab.measure.metrics import r2_linear
+from identlab.measure.split import heldout_split
 from identlab.measure.thresholds import STABLE_R2_TOL, STABLE_SE_MULTIPLE
 
 __all__ = ["TrajectoryProbe", "rotation_stable", "TRAJ_KEYS"]
@@ -63,9 +64,7 @@ class TrajectoryProbe:
         self.x = world.observe(torch.from_numpy(np.concatenate([self.z_t, self.z_t1]))
                                .float())
         self.law, self.fit_fraction = world.latent, cfg.eval.fit_fraction
-        self.setting = None if setting is None else LossSetting(
-            setting["lam"], setting["batch"], setting["knots"], setting["t_max"],
-            setting["views"], setting["scale"])
+        self.setting = None if setting is None else LossSetting.of(setting)
         self.fixed_scale = bool(setting and setting.get("fixed_scale"))
         self.dirs = directions_for(cfg.world.dim, cfg.eval.attribution.directions,
                                    int(rng.integers(2**31 - 1)))
@@ -94,8 +93,7 @@ class TrajectoryProbe:
             for k in ("traj_r2_hz", "traj_r2_hz_gauss", "traj_loss"):
                 self.rows[k].append(None)
             return
-        n_fit = int(round(self.fit_fraction * n))
-        fit, test = np.r_[0:n_fit, n:n + n_fit], np.r_[n_fit:n, n + n_fit:2 * n]
+        fit, test = heldout_split(n, self.fit_fraction)
         z = np.concatenate([self.z_t, self.z_t1])
         self.rows["traj_r2_hz"].append(_finite(r2_linear(h[fit], z[fit], h[test], z[test])[0]))
         self.rows["traj_r2_hz_gauss"].append(_finite(r2_hz_gauss(

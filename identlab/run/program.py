@@ -1,11 +1,12 @@
 """From run configs to records: build an ensemble, train it as one program, evaluate.
 
-``run_group`` takes configs that share a shape signature (``signature``), builds each
+``run_group`` takes configs that share a shape signature
+(:func:`~identlab.run.group.signature`), builds each
 member's world, encoder and streams from its own seed, trains all members with
 :func:`identlab.learn.train.train`, scores each on its own held-out set
-(:func:`identlab.measure.protocol.score_member`) and returns one record per member.
+(:func:`identlab.run.score.score_member`) and returns one record per member.
 ``run_configs`` splits any list of configs into such groups and into memory-bounded
-chunks (:mod:`identlab.learn.budget`).
+chunks (:mod:`identlab.run.group`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from identlab.config import RunConfig, config_hash
 from identlab.core import seeding
 from identlab.core.provenance import provenance
 from identlab.core.schema import to_dict
-from identlab.learn.budget import chunk_groups
-from identlab.learn.data import FramePairStream, PairStream
 from identlab.learn.encoders import stack_params
-from identlab.learn.learner import Learner, obs_dim, signature
+from identlab.learn.learner import Learner
 from identlab.learn.train import Hyper, TrainResult, resolve_device, train
-from identlab.learn.warmstart import warm_start
-from identlab.measure.protocol import TIMING_KEYS, attribution_setting, score_member
-from identlab.measure.trajectory import TrajectoryProbe, rotation_stable
+from identlab.record import Record
+from identlab.run.data import FramePairStream, PairStream
+from identlab.run.group import chunk_groups, signature
+from identlab.run.score import TIMING_KEYS, attribution_setting, score_member
+from identlab.run.trajectory import TrajectoryProbe, rotation_stable
+from identlab.run.warmstart import warm_start
+from identlab.sizes import obs_dim
 from identlab.world.world import World
 
 __all__ = ["Program", "Trained", "build_program", "train_group", "run_group", "run_configs",
@@ -105,7 +108,7 @@ def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = Fal
     """Worlds, learners, stacked initial parameters, data stream and optimiser settings
     of a group of configs sharing one signature."""
     worlds = [World(c.world, c.seed) for c in cfgs]
-    learners = [Learner.from_config(c, obs_dim(c)) for c in cfgs]
+    learners = [Learner.build(c.learner, obs_dim(c.world), c.world.dim) for c in cfgs]
     params = _init_params(cfgs, learners, dev)
     init_scores = None
     if cfgs[0].learner.init.supervised:
@@ -186,7 +189,8 @@ class Trained:
         return member_embedding(self.program.learners[k], self.result.params, k, self.device)
 
     def record(self, k: int, prov: dict | None = None) -> dict:
-        """Member k's record (the on-disk JSON layout): metrics on its held-out pairs.
+        """Member k's record (the on-disk JSON layout, :meth:`identlab.record.Record.build`):
+        metrics on its held-out pairs.
 
         The member is ``diverged`` (empty metrics, so no verdict) when training blew up
         (``TrainResult.diverged``, at step ``diverged_at``) or when its embedding of the
@@ -201,25 +205,17 @@ class Trained:
             metrics.update(self._start_metrics(k, metrics))
         timing = {key: metrics.pop(key) for key in TIMING_KEYS if key in metrics}
         prov = provenance(self.device) if prov is None else prov
-        return {
-            "hash": config_hash(cfg),
-            "config": to_dict(cfg),
-            "seed": cfg.seed,
-            "status": "diverged" if diverged else "ok",
-            "diverged_at": diverged_at,
-            "metrics": metrics,
-            "flags": world.flags.as_dict(),
-            "theorem_applies": world.theorem_applies,
-            "reasons": world.reasons(),
-            "mixer": world.mixer.info(),
-            "sample": sample,
-            "train": {"final_loss": res.final_loss[k], "log_every": res.log_every,
-                      "history": res.history[k]},
-            "provenance": {**prov, "wall_s": round(time.perf_counter() - self.started, 3),
-                           "train_s": round(res.wall_s, 3),
-                           "steps_per_s": round(res.steps_per_s, 2),
-                           "group_size": len(self.cfgs), **timing},
-        }
+        return Record.build(
+            hash=config_hash(cfg), config=to_dict(cfg), seed=cfg.seed, diverged=diverged,
+            diverged_at=diverged_at, metrics=metrics, flags=world.flags.as_dict(),
+            theorem_applies=world.theorem_applies, reasons=world.reasons(),
+            mixer=world.mixer.info(), sample=sample, final_loss=res.final_loss[k],
+            log_every=res.log_every, history=res.history[k],
+            provenance={**prov, "wall_s": round(time.perf_counter() - self.started, 3),
+                        "train_s": round(res.wall_s, 3),
+                        "steps_per_s": round(res.steps_per_s, 2),
+                        "group_size": len(self.cfgs), **timing},
+        ).to_json()
 
 
     def _start_metrics(self, k: int, metrics: dict) -> dict:

@@ -7,7 +7,7 @@ import torch
 
 from identlab.config import RunConfig
 from identlab.core import seeding
-from identlab.learn.sigreg import random_directions
+from identlab.sigreg import random_directions
 from identlab.world.mixers import stack_weights
 from identlab.world.world import World
 

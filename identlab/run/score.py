@@ -2,12 +2,13 @@
 
 ``score_member(cfg, world, embed)`` draws the member's held-out pairs from its own
 ``eval`` stream, embeds their observations with ``embed`` (any callable x -> h, numpy
-(n, N)), and returns the record's ``metrics`` and its scatter ``sample``. Every split
-rule lives here: fitted scores use the first ``eval.fit_fraction`` of the pairs (both
-views) to fit and the rest to score. With ``eval.plan.enabled`` the member also plans
-(DESIGN §8): ``plan_regret``, ``plan_regret_p90`` and ``plan_interp_ratio`` from the
-``planning`` stream, on the world driven by actions (:class:`ControlledWorld`). With
-``eval.attribution.enabled`` (the default) it adds the attribution keys (DESIGN §7,
+(n, N)), and returns the record's ``metrics`` and its scatter ``sample``. Every fitted
+score uses the first ``eval.fit_fraction`` of the pairs (both views) to fit and the rest
+to score (:func:`identlab.measure.split.heldout_split`). With ``eval.plan.enabled`` the
+member also plans (design §8): ``plan_regret``, ``plan_regret_p90`` and
+``plan_interp_ratio`` from the ``planning`` stream, on the world driven by actions
+(:class:`ControlledWorld`). With
+``eval.attribution.enabled`` (the default) it adds the attribution keys (design §7,
 :func:`attribution_scores`) for every world, vector or pixel: they need only the held-out
 h already computed and the true z, so a rendered world costs no extra frames.
 """
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from identlab.core import seeding
-from identlab.core.registry import ENCODERS, MIXERS
+from identlab.core.registry import ENCODERS, MIXERS, OBJECTIVES
 from identlab.measure.attribution import (
     ATTRIBUTION_KEYS,
     attribution_metrics,
@@ -30,6 +31,7 @@ from identlab.measure.attribution import (
 )
 from identlab.measure.metrics import BOUND_KEYS, evaluate, r2_knn, r2_linear, r2_linear_bulk
 from identlab.measure.planning import plan_metrics
+from identlab.measure.split import heldout_split
 from identlab.measure.thresholds import BULK_QUANTILE
 from identlab.world.control import ControlledWorld
 
@@ -95,20 +97,20 @@ def _grid_scores(cfg, world, embed: Embed) -> dict:
     """Linear recovery scored on a regular latent grid instead of samples of the latent
     law (the paper's gennorm protocol): every region of [-r, r]^2 weighs the same, so the
     score emphasises the tails the law itself rarely visits. The regression is fitted on
-    a random ``fit_fraction`` of the grid points and scored on the rest."""
+    a random ``fit_fraction`` of the grid points (the held-out split's count, over the
+    points in a random order from the ``eval`` stream) and scored on the rest."""
     z = grid_latents(cfg.eval.grid, cfg.eval.grid_range)
     h = embed(world.mixer.forward(torch.from_numpy(z).float()))
     if not np.all(np.isfinite(h)):
         return {"r2_hz_grid": None}
     perm = seeding.rng(cfg.seed, "eval").permutation(len(z))
-    n_fit = int(len(z) * cfg.eval.fit_fraction)
-    fit, test = perm[:n_fit], perm[n_fit:]
+    fit, test = (perm[i] for i in heldout_split(len(z), cfg.eval.fit_fraction, views=1))
     r2, _ = r2_linear(h[fit], z[fit], h[test], z[test])
     return {"r2_hz_grid": None if r2 is None or not np.isfinite(r2) else float(r2)}
 
 
 def plan_scores(cfg, world, embed: Embed) -> dict:
-    """The planning metrics of one member (DESIGN §8), seeded from the ``planning``
+    """The planning metrics of one member (design §8), seeded from the ``planning``
     stream; rendered worlds use the ``rendered_*`` budget and add ``plan_frames_per_s``
     (frames rendered per second of the whole evaluation) and ``plan_frames``."""
     plan = cfg.eval.plan.for_world(world.mixer.rendered)
@@ -124,25 +126,18 @@ def plan_scores(cfg, world, embed: Embed) -> dict:
 
 
 def attribution_setting(cfg) -> dict | None:
-    """The training settings J is evaluated at, from ``cfg.learner.objective``, or None.
-
-    LeJEPA: its λ (the *final* λ of a scheduled run: the objective the run ended on),
-    knots, t_max, views and SIGReg scale. ``sigreg_only`` is LeJEPA at λ = 1 (no
-    alignment weight). Objectives without SIGReg (align_only, whiten, vicreg, infonce)
-    train another loss, so J says nothing about their optimum: None. ``fixed_scale``:
-    the encoder and the mixer both preserve volume, so the oracles are compared at
-    scale 1 (:mod:`identlab.measure.attribution`).
-    """
-    obj, steps = cfg.learner.objective, cfg.train.steps
-    if obj.kind == "lejepa":
-        lam = obj.schedule.value(obj.lam, steps - 1, steps)
-    elif obj.kind == "sigreg_only":
-        lam = 1.0
-    else:
+    """The training settings J is evaluated at, or None: the objective class's
+    ``attribution_setting`` (λ at the run's last step, its Gaussianity term and the
+    views and scale it is taken over; None for objectives without a Gaussianity term,
+    whose J says nothing about their optimum) plus the run's batch size and
+    ``fixed_scale``: the encoder and the mixer both preserve volume, so the oracles are
+    compared at scale 1 (:mod:`identlab.measure.attribution`)."""
+    lc = cfg.learner
+    obj = OBJECTIVES.get(lc.objective.kind)(lc.objective, cfg.world.dim)
+    setting = obj.attribution_setting(cfg.train.steps)
+    if setting is None:
         return None
-    return {"lam": lam, "batch": cfg.train.batch, "slices": obj.slices, "knots": obj.knots,
-            "t_max": obj.t_max, "views": obj.views, "scale": getattr(obj, "scale", "batch"),
-            "fixed_scale": preserves_volume(cfg)}
+    return {**setting, "batch": cfg.train.batch, "fixed_scale": preserves_volume(cfg)}
 
 
 def preserves_volume(cfg) -> bool:
@@ -217,9 +212,7 @@ def _target_scores(h: np.ndarray, targets: dict[str, np.ndarray], n: int,
     joint angles) from h, with the same split as :func:`identlab.metrics.evaluate`: fit on
     the first ``fit_fraction`` of the pairs (both views), score on the rest. Keys
     ``r2_hz_<name>``, ``r2_hz_<name>_dims``, ``nl_r2_hz_<name>``."""
-    n_fit = int(round(fit_fraction * n))
-    fit = np.r_[0:n_fit, n:n + n_fit]
-    test = np.r_[n_fit:n, n + n_fit:2 * n]
+    fit, test = heldout_split(n, fit_fraction)
     out = {}
     for name, y in targets.items():
         r2, dims = r2_linear(h[fit], y[fit], h[test], y[test])
@@ -233,16 +226,15 @@ def _r2_bulk(h: np.ndarray, z_t, z_t1, fit_fraction: float) -> float | None:
     views, fit; the rest scored) on the pairs whose ‖z‖ is within the BULK_QUANTILE
     radius quantile of the pooled eval latents: the far tail, which dominates the full
     R² of heavy-tailed laws, left out."""
-    n = len(z_t)
-    n_fit = int(round(fit_fraction * n))
-    fit, test = np.r_[0:n_fit, n:n + n_fit], np.r_[n_fit:n, n + n_fit:2 * n]
+    fit, test = heldout_split(len(z_t), fit_fraction)
     z = np.concatenate([z_t, z_t1])
     return r2_linear_bulk(h[fit], z[fit], h[test], z[test], BULK_QUANTILE)
 
 
 def _r2_from_observations(x: np.ndarray, z: np.ndarray, fit_fraction: float) -> float | None:
     """Held-out linear R² of z from the raw observations x: how hard the mixing is (the
-    paper's R²(x→z) column), the baseline an encoder must beat."""
-    n_fit = int(len(z) * fit_fraction)
-    r2, _ = r2_linear(x[:n_fit], z[:n_fit], x[n_fit:], z[n_fit:])
+    paper's R²(x→z) column), the baseline an encoder must beat. x, z: the t-view of the
+    pairs only (one view, the same first ``fit_fraction`` fitted)."""
+    fit, test = heldout_split(len(z), fit_fraction, views=1)
+    r2, _ = r2_linear(x[fit], z[fit], x[test], z[test])
     return None if r2 is None or not np.isfinite(r2) else float(r2)
