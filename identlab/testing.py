@@ -183,8 +183,8 @@ def _params_of(cls: type, params: Any) -> Any:
 def _encoder_input(cls, in_dim: int, k: int, m: int, g: torch.Generator) -> torch.Tensor:
     if cls.images:
         side = math.isqrt(in_dim // 3)
-        return torch.rand(k, m, 3, side, side, generator=g)
-    return torch.randn(k, m, in_dim, generator=g)
+        return torch.rand(k, m, 3, side, side, generator=g, device=g.device)
+    return torch.randn(k, m, in_dim, generator=g, device=g.device)
 
 
 def check_encoder(cls: type, params: Any = None, *, in_dim: int | None = None, dim: int = 4,
@@ -270,7 +270,7 @@ def check_encoder(cls: type, params: Any = None, *, in_dim: int | None = None, d
 
     # gradients reach every parameter of every member
     leaves = {n: v.clone().requires_grad_(True) for n, v in P.items()}
-    r = torch.randn(K, M, dim, generator=gen(102))
+    r = torch.randn(K, M, dim, generator=gen(102), device="cpu")
     with c.step("backward through apply"):
         (cls.apply(leaves, x) * r).sum().backward()
     for n, v in leaves.items():
@@ -317,7 +317,7 @@ def _check_encoder_volume(c: _Check, cls, enc, gen, in_dim: int, dim: int) -> No
     c.that(in_dim == dim and not cls.images, f"volume_preserving, but maps {in_dim} "
            f"inputs to {dim} outputs (|det ∂h/∂x| needs a square Jacobian)")
     w = enc.init(gen(7))
-    pts = 1.5 * torch.randn(4, in_dim, generator=gen(8), dtype=torch.float64)
+    pts = 1.5 * torch.randn(4, in_dim, generator=gen(8), dtype=torch.float64, device="cpu")
     try:
         p64 = {n: v.double()[None] for n, v in w.items()}
         logdet, tol = _logdets(lambda v: cls.apply(p64, v[None, None])[0, 0], pts), LOGDET_ATOL
@@ -365,7 +365,7 @@ def check_objective(cls: type, params: Any = None, *, dim: int = 4, members: int
                f"coefs()[{n!r}] = {v!r} is not a finite number")
 
     def stack_coefs(scale: Sequence[float]) -> dict[str, torch.Tensor]:
-        return {n: torch.tensor([float(v) * s for s in scale], dtype=torch.float32)
+        return {n: torch.tensor([float(v) * s for s in scale], dtype=torch.float32, device="cpu")
                 for n, v in base.items()}
 
     uses = bool(obj.uses_directions)
@@ -375,8 +375,9 @@ def check_objective(cls: type, params: Any = None, *, dim: int = 4, members: int
 
     def draw(s: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         g = gen(s)
-        h_t = torch.randn(K, B, N, generator=g)
-        h_t1 = 0.8 * h_t + 0.6 * torch.randn(K, B, N, generator=g)  # correlated views
+        h_t = torch.randn(K, B, N, generator=g, device=g.device)
+        # correlated views
+        h_t1 = 0.8 * h_t + 0.6 * torch.randn(K, B, N, generator=g, device=g.device)
         dirs = torch.stack([random_directions(N, slices, g) for _ in range(K)]) if uses \
             else None
         return h_t, h_t1, dirs
@@ -627,7 +628,7 @@ def check_mixer(cls: type, params: Any = None, *, dim: int | None = None,
 
     # the training data drawn ahead: 4 steps of `samples` latents and observations, float32
     zf = torch.as_tensor(np.random.default_rng(seed + 96).standard_normal((1, 4 * samples, d)),
-                         dtype=torch.float32)
+                         dtype=torch.float32, device="cpu")
     with c.step("apply on float32 stack_weights"):
         xf = cls.apply(stack_weights([m1], "cpu"), zf)
     held = zf.numel() * zf.element_size() + xf.numel() * xf.element_size()
@@ -636,7 +637,8 @@ def check_mixer(cls: type, params: Any = None, *, dim: int | None = None,
 
     # batching independence: stacked apply = each member's forward
     pair = [m1, m3]
-    zz = torch.as_tensor(np.random.default_rng(seed + 98).standard_normal((2, samples, d)))
+    zz = torch.as_tensor(np.random.default_rng(seed + 98).standard_normal((2, samples, d)),
+                         device="cpu")
     with c.step("apply on stack_weights of 2 members"):
         W = stack_weights(pair, "cpu", dtype=torch.float64)
         xx = cls.apply(W, zz)
@@ -656,7 +658,8 @@ def check_mixer(cls: type, params: Any = None, *, dim: int | None = None,
             c.that(dd <= BATCH_RTOL_F64, f"batching independence: apply_inverse on 2 "
                    f"stacked members differs from member {k}'s own inverse by {dd:.3g}")
     moved = zz.clone()
-    moved[1] = torch.as_tensor(np.random.default_rng(seed + 97).standard_normal((samples, d)))
+    moved[1] = torch.as_tensor(np.random.default_rng(seed + 97).standard_normal((samples, d)),
+                               device="cpu")
     with c.step("apply with another neighbour input"):
         dd = _rel_diff(cls.apply(W, moved)[0], xx[0])
     c.that(dd <= BATCH_RTOL_F64, f"batching independence: member 0's observations changed "
@@ -664,7 +667,7 @@ def check_mixer(cls: type, params: Any = None, *, dim: int | None = None,
 
     if cls.preserves_volume(p):
         pts = 1.5 * torch.randn(6, d, generator=torch.Generator().manual_seed(seed + 3),
-                                dtype=torch.float64)
+                                dtype=torch.float64, device="cpu")
         with c.step("Jacobian of forward"):
             logdet = _logdets(lambda v: m1.forward(v[None])[0], pts)
         worst = float(np.abs(logdet).max())

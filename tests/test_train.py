@@ -86,6 +86,14 @@ def test_divergent_member_is_frozen_and_others_unaffected():
     # equal up to float rounding (a per-member lr takes a vector path, a shared one a scalar)
     torch.testing.assert_close(res.params["w"][[0, 2]], alone.params["w"], rtol=1e-6, atol=1e-7)
     assert all(math.isfinite(x) for x in res.history[0])
+    # the CUDA path, which never reads the divergence masks on the host, freezes the
+    # same member at the same step and trains the others the same way
+    free = train({"w": w0}, loss_fn, lambda s: None, hyper([1e-2, 1e30, 1e-2]),
+                 progress=False, sync_free=True)
+    assert free.diverged.tolist() == res.diverged.tolist()
+    assert free.diverged_at == res.diverged_at
+    torch.testing.assert_close(free.params["w"][[0, 2]], res.params["w"][[0, 2]], rtol=1e-6,
+                               atol=1e-7)
 
 
 # ------------------------------------------------------------------ encoders

@@ -217,7 +217,7 @@ def cmd_run(args) -> int:
     """``identlab run``: train one config (``seeds=[...]``: one batched program), print
     the table or JSON; ``--dry-run`` and ``--print-config`` train and write nothing."""
     from identlab.config import load_run
-    from identlab.learn.train import resolve_device
+    from identlab.learn.train import resolve_compile, resolve_device
     from identlab.run.program import run_group
     from identlab.sizes import check_group_size
     from identlab.world.pixels import check_frame_cache
@@ -227,6 +227,7 @@ def cmd_run(args) -> int:
     if args.print_config:
         return _print_run_config(base, seeds)
     check_group_size(base, len(seeds or [base.seed]), "seeds")
+    resolve_compile(base.train.compile, resolve_device(args.device), say=lambda _: None)
     cfgs = [base.with_seed(s) for s in (seeds or [base.seed])]
     resolve_device(args.device)  # a bad --device is refused before --out is created
     if args.dry_run:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SECTIONS = ("pixels", "planning", "attribution")  # identlab.studies.bench.SECTIONS
+SECTIONS = ("pixels", "planning", "attribution", "step")  # identlab.studies.bench.SECTIONS
 
 
 def register_cli(sub) -> None:

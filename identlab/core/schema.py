@@ -199,6 +199,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
                 errors.append(str(e).split(": ", 1)[-1])
         raise ConfigError(path, f"= {_fmt(value)}: expected {_type_name(tp)}")
     if origin is Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a bool
         if value not in args:
             allowed = ", ".join(repr(a) for a in args)
             raise ConfigError(path, f"= {_fmt(value)}: must be one of {allowed}")

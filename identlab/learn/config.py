@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from identlab.core.registry import ENCODERS, OBJECTIVES, PREDICTORS
 from identlab.core.schema import ConfigError, interval, param
@@ -86,6 +86,10 @@ class TrainConfig:
                                 "random stream, so it is part of the config)")
     lr_drop: LrDrop = param(factory=LrDrop, omit_default=True,
                             doc="multiply the lr by a factor from a share of the steps on")
+    compile: Literal["auto", "off", "on"] = param(
+        "auto", omit_default=True, doc="torch.compile the loss and its gradient: on, off, "
+        "or auto (compiled on CUDA with triton; eager on CPU, where the compiled step "
+        "measured slower at sweep size: reports/bench.md)")
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2:

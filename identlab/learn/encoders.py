@@ -38,7 +38,7 @@ def _mlp_bytes(in_dim: int, dim: int, hidden: int, depth: int, samples: int) -> 
 
 
 def _uniform(shape, bound, g):
-    return (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
+    return (torch.rand(shape, generator=g, dtype=torch.float64, device=g.device) * 2 - 1) * bound
 
 
 class Encoder:
@@ -142,7 +142,7 @@ class MatchedEncoder(Encoder):
         half = self.in_dim // 2
         ws = []
         for _ in range(self.params.depth):
-            a = torch.randn(half, half, generator=g, dtype=torch.float64)
+            a = torch.randn(half, half, generator=g, dtype=torch.float64, device=g.device)
             q, r = torch.linalg.qr(a)
             ws.append(q * torch.sign(torch.diagonal(r)))
         return {"W": (self.params.gain * torch.stack(ws)).float()}  # (L, h, h)
@@ -228,8 +228,8 @@ class CNNEncoder(Encoder):
             out[f"conv{i}_w"] = _uniform((c, c_in, 4, 4), bound, g).float()
             out[f"conv{i}_b"] = _uniform((c,), bound, g).float()
             groups = self.params.groups  # the (groups, C/groups) shape tells apply()
-            out[f"norm{i}_w"] = torch.ones(groups, c // groups)
-            out[f"norm{i}_b"] = torch.zeros(groups, c // groups)
+            out[f"norm{i}_w"] = torch.ones(groups, c // groups, device=g.device)
+            out[f"norm{i}_b"] = torch.zeros(groups, c // groups, device=g.device)
             c_in = c
         feat = c_in * (self.side // 2 ** len(self.params.channels)) ** 2
         bound = 1.0 / math.sqrt(feat)
@@ -302,7 +302,8 @@ class LinearPredictor(Predictor):
         kind: str = "linear"
 
     def init(self, g):
-        return {"pred_A": torch.eye(self.dim), "pred_c": torch.zeros(1, self.dim)}
+        return {"pred_A": torch.eye(self.dim, device=g.device),
+                "pred_c": torch.zeros(1, self.dim, device=g.device)}
 
     @staticmethod
     def apply(p, h):

@@ -9,6 +9,7 @@ coefficients (λ, σ, ...) may differ per member.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -16,7 +17,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from identlab.core.registry import OBJECTIVES
+from identlab.core.registry import OBJECTIVES, SIGREG_IMPLS
 from identlab.core.schema import ConfigError, interval, param
 from identlab.sigreg import epps_pulley as _sigreg
 from identlab.sigreg.terms import EppsPulley, GaussianityTerm
@@ -84,6 +85,11 @@ class Objective:
     def label(cls, params: dict) -> str:
         """A readable name for reports, from the objective's config section (a mapping)."""
         return cls.kind
+
+    def with_compiled_kernels(self) -> Objective:
+        """This objective with its compiled kernels where it has them (the same loss,
+        computed by torch.compile-fused kernels; ``train.compile``); itself otherwise."""
+        return self
 
 
 class GaussianityObjective(Objective):
@@ -155,6 +161,11 @@ class _SigregMixin(GaussianityObjective):
     def term(self):
         p = self.params
         return EppsPulley(EppsPulley.Params(knots=p.knots, t_max=p.t_max, impl=p.impl))
+
+    def with_compiled_kernels(self):
+        if self.params.impl != "auto" or "compiled" not in SIGREG_IMPLS:
+            return self  # an implementation chosen by name stays that one
+        return type(self)(dataclasses.replace(self.params, impl="compiled"), self.dim)
 
 
 @dataclass(frozen=True)

@@ -187,7 +187,7 @@ class LossEstimate:
 # ------------------------------------------------------------------ expected loss
 def _knots(setting: LossSetting) -> tuple[np.ndarray, ...]:
     """(t_j, φ_j, w_j) for j ≥ 1 (knot 0 contributes nothing: e^{i0p} = 1 = φ_0)."""
-    t, phi, w = knot_weights(setting.knots, setting.t_max, dtype=torch.float64)
+    t, phi, w = knot_weights(setting.knots, setting.t_max, dtype=torch.float64, device="cpu")
     return t[1:].numpy(), phi[1:].numpy(), w[1:].numpy()
 
 
@@ -309,11 +309,11 @@ def _term_parts(views: list[np.ndarray], dirs: np.ndarray, setting: LossSetting,
     size = min(setting.batch, n)
     count = n // size
     used = count * size
-    theta = torch.zeros(n_dim, dtype=torch.float64, requires_grad=grad)
-    d = torch.as_tensor(dirs, dtype=torch.float64)
+    theta = torch.zeros(n_dim, dtype=torch.float64, device="cpu", requires_grad=grad)
+    d = torch.as_tensor(dirs, dtype=torch.float64, device="cpu")
     scale = torch.exp(theta)
-    vs = [torch.as_tensor(v[:used], dtype=torch.float64).view(count, size, n_dim) * scale
-          for v in views]
+    vs = [torch.as_tensor(v[:used], dtype=torch.float64, device="cpu").view(count, size, n_dim)
+          * scale for v in views]
     groups = [torch.cat(vs, dim=1)] if setting.views == "pooled" else vs
     per_batch = 0.0
     for h in groups:  # (b, M, N)

@@ -42,6 +42,14 @@ PROVENANCE_GLOSSARY: dict[str, str] = {
     "train_s": "seconds spent in the training loop of the group",
     "steps_per_s": "optimizer steps per second of the group",
     "group_size": "number of members trained together in one batched program",
+    "plugins": "the plugin modules imported when the record was made, as "
+               "\"module==version, ...\" (absent without plugins)",
+    "compiled": "how torch.compile entered the group's training (train.compile): step "
+                "(the loss and its gradient) or kernels (the Gaussianity statistic's "
+                "kernels); absent when it trained eagerly",
+    "compile_s": "seconds of the group's first step, torch.compile included (only "
+                 "when train.compile compiled the step or its kernels; within one "
+                 "process the kernels compile once)",
     "plan_s": "seconds the planning evaluation took (eval.plan.enabled)",
     "plan_frames_per_s": "rendered frames per second of the planning evaluation (pixel worlds)",
 }

@@ -344,7 +344,7 @@ def sigreg_stat(h, slices: int = 1024, seed: int = 0, knots: int = KNOTS,
     penalised, as in training. A collapsed h is finite (every projection is 0).
     """
     fn = get_impl(impl)
-    x = torch.as_tensor(np.asarray(h, float), dtype=torch.float64)[None]  # (1, M, N)
+    x = torch.as_tensor(np.asarray(h, float), dtype=torch.float64, device="cpu")[None]  # (1, M, N)
     gen = torch.Generator().manual_seed(int(seed))
     dirs = random_directions(x.shape[2], slices, gen, dtype=torch.float64)[None]  # (1, N, S)
     step = max(1, chunk_elems // (x.shape[1] * knots))
@@ -363,7 +363,7 @@ def sigreg_pairs_expectation(rho: float, knots: int = KNOTS, t_max: float = T_MA
     ``sigreg_stat`` on pooled eval pairs when h is the theorem's optimum (a rotation of
     a Gaussian OU latent, whose every projection has lag correlation ρ).
     """
-    _, phi, w = knot_weights(knots, t_max)
+    _, phi, w = knot_weights(knots, t_max, device="cpu")
     return float((w * (1 - 2 * phi**2 + phi ** (2 * (1 - rho)))).sum())
 
 

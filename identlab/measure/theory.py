@@ -373,7 +373,7 @@ def sigreg_null_quantile(q: float = 0.999, knots: int = QUADRATURE.knots,
     statistic tends to Σ λ_i χ²_1 with λ the eigenvalues of W^{1/2} C W^{1/2}. Its mean
     Σ λ_i is ``gaussian_expectation()`` (≈ 1.05).
     """
-    t, _, w = (x.numpy() for x in knot_weights(knots, t_max))
+    t, _, w = (x.numpy() for x in knot_weights(knots, t_max, device="cpu"))
     phi = lambda x: np.exp(-0.5 * x**2)
     tt, ss = np.meshgrid(t, t, indexing="ij")
     c_cos = (phi(tt - ss) + phi(tt + ss)) / 2 - phi(tt) * phi(ss)
@@ -390,7 +390,7 @@ def sigreg_null_quantile(q: float = 0.999, knots: int = QUADRATURE.knots,
 def _sigreg_1d(p: np.ndarray) -> float:
     """SIGReg of a 1-D sample (a single slice, direction +1)."""
     h = torch.from_numpy(np.ascontiguousarray(p, dtype=np.float64)).reshape(1, -1, 1)
-    return float(sigreg_direct(h, torch.ones(1, 1, 1, dtype=torch.float64))[0])
+    return float(sigreg_direct(h, torch.ones(1, 1, 1, dtype=torch.float64, device="cpu"))[0])
 
 
 def cramer_demo(law: str = "laplace", n: int = 20_000, seed: int = 0,

@@ -29,7 +29,7 @@ def signature(cfg: RunConfig) -> tuple:
     mixer = MIXERS.get(w.mixer.kind).batch_signature(w.mixer)
     learner = Learner.build(cfg.learner, obs_dim(w), w.dim)
     return (w.dim, mixer, *learner.signature(), t.steps, t.batch, t.warmup, t.decay_start,
-            t.data_chunk, t.lr_drop, cfg.learner.init, cfg.eval.at_steps)
+            t.data_chunk, t.lr_drop, t.compile, cfg.learner.init, cfg.eval.at_steps)
 
 
 def default_budget(dev: torch.device) -> int:

@@ -23,7 +23,7 @@ from identlab.core.provenance import provenance
 from identlab.core.schema import to_dict
 from identlab.learn.encoders import stack_params
 from identlab.learn.learner import Learner
-from identlab.learn.train import Hyper, TrainResult, resolve_device, train
+from identlab.learn.train import Hyper, TrainResult, resolve_compile, resolve_device, train
 from identlab.record import Record
 from identlab.run.data import FramePairStream, PairStream
 from identlab.run.group import chunk_groups, signature
@@ -104,9 +104,12 @@ class Program:
         return hook
 
 
-def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = False) -> Program:
+def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = False, *,
+                  compiled_kernels: bool = False) -> Program:
     """Worlds, learners, stacked initial parameters, data stream and optimiser settings
-    of a group of configs sharing one signature."""
+    of a group of configs sharing one signature; ``compiled_kernels``: the loss uses the
+    objective's compiled kernels (``Objective.with_compiled_kernels``), the configs and
+    records unchanged."""
     worlds = [World(c.world, c.seed) for c in cfgs]
     learners = [Learner.build(c.learner, obs_dim(c.world), c.world.dim) for c in cfgs]
     params = _init_params(cfgs, learners, dev)
@@ -122,7 +125,10 @@ def build_program(cfgs: list[RunConfig], dev: torch.device, progress: bool = Fal
         stream = FramePairStream(worlds, cfgs, dev, slices, progress=progress)
     else:
         stream = PairStream(worlds, cfgs, dev, slices)
-    return Program(worlds, learners, params, make_loss_fn(learners[0], coefs), stream,
+    lead = learners[0]
+    if compiled_kernels:
+        lead = Learner(lead.encoder, lead.predictor, lead.objective.with_compiled_kernels())
+    return Program(worlds, learners, params, make_loss_fn(lead, coefs), stream,
                    _hyper(cfgs, dev), coefs, init_scores, probes)
 
 
@@ -166,7 +172,7 @@ def embed(learner: Learner, params: dict, k: int, x: np.ndarray | torch.Tensor,
     """Member ``k``'s embedding of observations x (n, D) -> (n, N) float64."""
     enc = type(learner.encoder)
     ep = {n: v[k:k + 1] for n, v in params.items() if not n.startswith("pred_")}
-    x = torch.as_tensor(x)
+    x = x if isinstance(x, torch.Tensor) else torch.as_tensor(x, device="cpu")
     x = x if x.dtype == torch.uint8 else x.float()  # frames stay uint8 until a chunk is used
     out = [enc.apply(ep, x[i:i + chunk].to(dev)[None])[0].double().cpu()
            for i in range(0, x.shape[0], chunk)]
@@ -214,7 +220,7 @@ class Trained:
             provenance={**prov, "wall_s": round(time.perf_counter() - self.started, 3),
                         "train_s": round(res.wall_s, 3),
                         "steps_per_s": round(res.steps_per_s, 2),
-                        "group_size": len(self.cfgs), **timing},
+                        "group_size": len(self.cfgs), **res.extra, **timing},
         ).to_json()
 
 
@@ -238,10 +244,14 @@ def train_group(cfgs: list[RunConfig], *, device: str | torch.device = "auto",
     if len({signature(c) for c in cfgs}) != 1:
         raise ValueError("run_group needs configs with one shape signature")
     dev = resolve_device(device)
+    plan = resolve_compile(cfgs[0].train.compile, dev, len(cfgs) * cfgs[0].train.steps)
     started = time.perf_counter()
-    prog = build_program(cfgs, dev, progress)
+    prog = build_program(cfgs, dev, progress, compiled_kernels=plan == "kernels")
     res = train(prog.params, prog.loss_fn, prog.stream, prog.hyper, progress=progress,
-                desc=desc, on_step=prog.on_step(), probe=prog.probe(), on_log=on_log)
+                desc=desc, on_step=prog.on_step(), probe=prog.probe(), on_log=on_log,
+                compiled=plan == "step", time_first=plan == "kernels")
+    if plan != "eager":
+        res.extra["compiled"] = plan
     if cfgs[0].train.steps in cfgs[0].eval.at_steps:  # after the last update
         prog.record_trajectory(cfgs[0].train.steps, res.params)
     return Trained(list(cfgs), prog, res, dev, started)

@@ -57,7 +57,8 @@ def _batches(cfgs, n_fit: int, batch: int, dev):
 
     def draw(step: int) -> torch.Tensor:
         del step
-        return torch.stack([torch.randint(n_fit, (batch,), generator=g) for g in gens]).to(dev)
+        return torch.stack([torch.randint(n_fit, (batch,), generator=g, device=g.device)
+                            for g in gens]).to(dev)
 
     return draw
 

@@ -76,6 +76,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
     summary: ``[path, reason]`` each) and redone; ``written`` counts the records this
     run wrote, ``recreated`` how often ``out`` vanished and was restored with spec.json,
     ``on_disk`` how many planned records are there at the end."""
+    from identlab.learn.train import resolve_compile, resolve_device
     from identlab.sweep.executors import EXECUTORS
 
     check_options(executor=executor, device=device, max_members=max_members,
@@ -92,6 +93,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
     store = Store(out)
     store.check_layout()
     check_frame_cache([c for c, _ in todo])
+    for mode in sorted({c.train.compile for c, _ in todo}):  # refused before anything exists
+        resolve_compile(mode, resolve_device(device), say=lambda _: None)
     ensure_writable_dir(out, "--out")  # takes data: a full disk is found before training
     t0 = time.perf_counter()
     with store.lock():

@@ -131,7 +131,7 @@ class Mixer:
 
     def _one(self, fn, a):
         is_np = isinstance(a, np.ndarray)
-        t = torch.as_tensor(a)
+        t = a if isinstance(a, torch.Tensor) else torch.as_tensor(a, device="cpu")
         if not t.is_floating_point():
             t = t.double()
         w = {k: v.to(dtype=t.dtype, device=t.device)[None] for k, v in self.weights.items()}
@@ -211,9 +211,10 @@ class MLPMixer(Mixer):
                                   f"{params.max_tries} draws; raise it")
             mats.append(w)
             self.cond.append(c)
-        w = torch.as_tensor(np.stack(mats))  # (L, N, N), applied as z @ W
+        w = torch.as_tensor(np.stack(mats), device="cpu")  # (L, N, N), applied as z @ W
         self.weights = {"W": w, "Winv": torch.linalg.inv(w),
-                        "slope": torch.tensor(float(params.slope), dtype=torch.float64)}
+                        "slope": torch.tensor(float(params.slope), dtype=torch.float64,
+                                              device="cpu")}
 
     @staticmethod
     def apply(weights, z):
@@ -277,7 +278,8 @@ class Coupling(Mixer):
         for _ in range(params.depth):
             q, r = np.linalg.qr(rng.standard_normal((half, half)))
             qs.append(q * np.sign(np.diag(r)))  # Haar-distributed orthogonal
-        self.weights = {"W": torch.as_tensor(params.gain * np.stack(qs))}  # (L, h, h)
+        # (L, h, h)
+        self.weights = {"W": torch.as_tensor(params.gain * np.stack(qs), device="cpu")}
         self.cond = [1.0] * params.depth
 
     @staticmethod
@@ -328,7 +330,8 @@ class Spiral(Mixer):
 
     def __init__(self, params, dim, rng):
         super().__init__(params, dim, rng)
-        self.weights = {"turns": torch.tensor(float(params.turns), dtype=torch.float64)}
+        self.weights = {"turns": torch.tensor(float(params.turns), dtype=torch.float64,
+                                                device="cpu")}
 
     @staticmethod
     def _rotate(weights, z, sign):
@@ -363,7 +366,8 @@ class Banana(Mixer):
 
     def __init__(self, params, dim, rng):
         super().__init__(params, dim, rng)
-        self.weights = {"bend": torch.tensor(float(params.bend), dtype=torch.float64)}
+        self.weights = {"bend": torch.tensor(float(params.bend), dtype=torch.float64,
+                                               device="cpu")}
 
     @staticmethod
     def apply(weights, z):
@@ -393,7 +397,7 @@ class Sinusoid(Mixer):
     def __init__(self, params, dim, rng):
         super().__init__(params, dim, rng)
         self.weights = {"af": torch.tensor([params.amplitude, params.frequency],
-                                           dtype=torch.float64)}
+                                           dtype=torch.float64, device="cpu")}
 
     @staticmethod
     def _shift(weights, z, sign):
@@ -422,7 +426,7 @@ class Identity(Mixer):
 
     def __init__(self, params, dim, rng):
         super().__init__(params, dim, rng)
-        self.weights = {"one": torch.ones((), dtype=torch.float64)}
+        self.weights = {"one": torch.ones((), dtype=torch.float64, device="cpu")}
 
     @staticmethod
     def apply(weights, z):
@@ -466,7 +470,7 @@ class Linear(Mixer):
                 raise ConfigError("world.mixer.cond_threshold",
                                   f"= {params.cond_threshold:g}: unreachable; raise it")
         self.cond = [float(np.linalg.cond(a))]
-        a = torch.as_tensor(a)
+        a = torch.as_tensor(a, device="cpu")
         self.weights = {"A": a, "Ainv": torch.linalg.inv(a)}
 
     @staticmethod
@@ -559,7 +563,7 @@ class Reacher(Mixer):
         """Render frames of z in this process, uncached: uint8 (M, 3, size, size)."""
         from identlab.world.pixels import render_frames
 
-        return render_frames(self.params, self.angles(torch.as_tensor(z).cpu().numpy()))
+        return render_frames(self.params, self.angles(torch.as_tensor(z, device="cpu").numpy()))
 
     @staticmethod
     def apply(weights, z):
