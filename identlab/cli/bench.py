@@ -34,6 +34,8 @@ def cmd_bench(args) -> int:
         old = read_json(out.with_suffix(".json"))
         if isinstance(old, dict):
             keep = {k: v for k, v in old.items() if not k.startswith(f"{args.only}_")}
+            # the section's rows come from this run: its provenance goes with them
+            res[f"{args.only}_provenance"] = res.pop("provenance")
             res = {**keep, **{k: v for k, v in res.items() if k not in keep}}
     out.write_text(to_markdown(res))
     write_json_atomic(out.with_suffix(".json"), res)

@@ -450,6 +450,11 @@ def to_markdown(res: dict) -> str:
              "All numbers below come from one run; compare ratios, not absolute times "
              "across machines.", "",
              "| quantity | value |", "|---|---|"]
+    for key in [k for k in res if k.endswith("_provenance")]:  # sections rerun alone
+        q = res[key]
+        lines[4:4] = [f"Rows `{key.removesuffix('_provenance')}_*` come from a later run "
+                      f"(`identlab bench --only`): identlab {q['identlab']} "
+                      f"({q['git_sha']}), torch {q['torch']}, device `{q['device']}`.", ""]
     for k, v in res.items():
         if isinstance(v, (int, float)) or v is None:
             lines.append(f"| `{k}` | {v} |")
