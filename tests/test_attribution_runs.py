@@ -223,6 +223,8 @@ def test_bench_only_attribution_merges_its_rows(tmp_path, capsys):
         assert 0.0 <= res[f"attribution_share_{law}"] < 1.0
         assert res[f"attribution_member_s_{law}"] >= 0.0
     assert "`attribution_share_gaussian`" in out.read_text()
+    assert res["attribution_provenance"]["device"] == "cpu"  # the section says where it ran
+    assert "Rows `attribution_*` come from a later run" in out.read_text()
 
 
 # ------------------------------------------------------------------ runs against the target

@@ -34,9 +34,11 @@ def cmd_bench(args) -> int:
         old = read_json(out.with_suffix(".json"))
         if isinstance(old, dict):
             keep = {k: v for k, v in old.items() if not k.startswith(f"{args.only}_")}
-            # the section's rows come from this run: its provenance goes with them
-            res[f"{args.only}_provenance"] = res.pop("provenance")
-            res = {**keep, **{k: v for k, v in res.items() if k not in keep}}
+            # the section's rows come from this run: its provenance goes with them (the
+            # report's own provenance stays the one of the run that wrote the others)
+            res[f"{args.only}_provenance"] = res["provenance"]
+            res = {**{k: v for k, v in res.items() if k == "provenance"}, **keep,
+                   **{k: v for k, v in res.items() if k not in keep}}
     out.write_text(to_markdown(res))
     write_json_atomic(out.with_suffix(".json"), res)
     print(to_markdown(res))
