@@ -320,7 +320,7 @@ def _check_kind_change(node: dict, section: str, kind: Any, key: str) -> None:
     stale = sorted(k for k in node if k != "kind" and k not in fields)
     if stale:
         raise ConfigError(key, f"= {kind!r}: the config still sets {', '.join(stale)} of "
-                          f"{section} kind {node.get('kind')!r}, which {kind!r} does not "
+                          f"{section} kind {old!r}, which {kind!r} does not "
                           f"have; remove them, or replace the whole section "
                           f"({section}={{kind: {kind}, ...}})")
 

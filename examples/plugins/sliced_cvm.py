@@ -8,7 +8,7 @@ import torch
 from identlab.core.registry import GAUSSIANITY, OBJECTIVES
 from identlab.core.schema import interval, param
 from identlab.learn.objectives import GaussianityObjective
-from identlab.sigreg.terms import GaussianityTerm
+from identlab.sigreg.terms import GaussianityTerm, slices_param
 
 __version__ = "0.1"
 
@@ -34,7 +34,7 @@ class LeJEPACvM(GaussianityObjective):
     class Params:
         kind: str = "lejepa_cvm"
         lam: float = param(1e-2, check=interval(0.0, 1.0), doc="CvM weight λ in [0, 1]")
-        slices: int = param(256, check=interval(1), doc="random directions per step")
+        slices: int = slices_param()
 
     def term(self):
         return CramerVonMises(CramerVonMises.Params())

@@ -227,11 +227,13 @@ def cmd_run(args) -> int:
     if args.print_config:
         return _print_run_config(base, seeds)
     check_group_size(base, len(seeds or [base.seed]), "seeds")
-    resolve_compile(base.train.compile, resolve_device(args.device), say=lambda _: None)
     cfgs = [base.with_seed(s) for s in (seeds or [base.seed])]
-    resolve_device(args.device)  # a bad --device is refused before --out is created
+    # a bad --device, or train.compile=on where it cannot run, is refused before --out
+    # is created
+    dev = resolve_device(args.device)
+    resolve_compile(base.train.compile, dev, say=lambda _: None)
     if args.dry_run:
-        return _dry_run(base, cfgs, resolve_device(args.device))
+        return _dry_run(base, cfgs, dev)
     check_frame_cache(cfgs)
     # --out must take a record before training starts, not after
     out_dir = ensure_writable_dir(args.out) if args.out is not None else None

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from identlab.core.registry import OBJECTIVES, SIGREG_IMPLS
 from identlab.core.schema import ConfigError, interval, param
 from identlab.sigreg import epps_pulley as _sigreg
-from identlab.sigreg.terms import EppsPulley, GaussianityTerm
+from identlab.sigreg.terms import EppsPulley, GaussianityTerm, slices_param
 
 __all__ = ["Objective", "GaussianityObjective", "alignment", "LamSchedule", "LeJEPA",
            "SigregOnly", "AlignOnly", "Whiten", "VICReg", "InfoNCE"]
@@ -123,7 +123,7 @@ class GaussianityObjective(Objective):
     def signature(self):
         p = self.params
         return (self.kind, p.slices, getattr(p, "views", "pooled"),
-                getattr(p, "scale", "batch"), *self.term().signature())
+                getattr(p, "scale", "batch"), *self._term().signature())
 
     def sigreg(self, h_t, h_t1, dirs):
         """G of the batch; ``scale="sample"`` divides the statistic by the M samples it
@@ -146,7 +146,7 @@ class GaussianityObjective(Objective):
         return samples * self.slices * 4 * 8  # projections and their phasors, float32
 
     def attribution_setting(self, steps):
-        p, term = self.params, self.term()
+        p, term = self.params, self._term()
         out = {"lam": self.final_lam(steps), "slices": p.slices,
                "views": getattr(p, "views", "pooled"), "scale": getattr(p, "scale", "batch"),
                "term": None if term.closed_form else term}
@@ -209,7 +209,7 @@ class LeJEPA(_SigregMixin):
     class Params:
         kind: str = "lejepa"
         lam: float = param(1e-3, check=interval(0.0, 1.0), doc="SIGReg weight λ in [0, 1]")
-        slices: int = param(256, check=interval(1), doc="random directions per step")
+        slices: int = slices_param()
         knots: int = _sigreg.knots_param()
         t_max: float = _sigreg.t_max_param()
         views: Literal["pooled", "per_view"] = param("pooled", doc="SIGReg on pooled views "
@@ -252,7 +252,7 @@ class SigregOnly(_SigregMixin):
     @dataclass(frozen=True)
     class Params:
         kind: str = "sigreg_only"
-        slices: int = param(256, check=interval(1), doc="random directions per step")
+        slices: int = slices_param()
         knots: int = _sigreg.knots_param()
         t_max: float = _sigreg.t_max_param()
         views: Literal["pooled", "per_view"] = param("pooled", doc="see lejepa")

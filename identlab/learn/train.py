@@ -108,17 +108,12 @@ def resolve_compile(mode: str, dev: torch.device, member_steps: int = 0,
         if problem:
             raise ConfigError("train.compile", f"= 'on': {problem}; use auto or off")
         return "step"
-    if dev.type == "cuda":
-        if problem:
-            say(f"identlab: train.compile auto: {problem}, training eagerly")
-            return "eager"
-        return "step"
-    if member_steps < AUTO_COMPILE_MEMBER_STEPS:
-        return "eager"
-    if problem:
+    plan = "step" if dev.type == "cuda" else \
+        "kernels" if member_steps >= AUTO_COMPILE_MEMBER_STEPS else "eager"
+    if plan != "eager" and problem:
         say(f"identlab: train.compile auto: {problem}, training eagerly")
         return "eager"
-    return "kernels"
+    return plan
 
 
 @dataclass(frozen=True)

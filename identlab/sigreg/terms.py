@@ -20,10 +20,18 @@ from typing import ClassVar
 import torch
 
 from identlab.core.registry import GAUSSIANITY, SIGREG_IMPLS
-from identlab.core.schema import check_in, param
+from identlab.core.schema import check_in, interval, param
 from identlab.sigreg.epps_pulley import get_impl, knot_weights, knots_param, t_max_param
 
-__all__ = ["GaussianityTerm", "EppsPulley"]
+__all__ = ["GaussianityTerm", "EppsPulley", "slices_param"]
+
+# random directions per training step of a sliced term: its default
+SLICES = 256
+
+
+def slices_param():
+    """The ``slices`` field of an objective section that runs a sliced Gaussianity term."""
+    return param(SLICES, check=interval(1), doc="random directions per step")
 
 
 class GaussianityTerm:

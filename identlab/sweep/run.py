@@ -93,8 +93,9 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, executor: str = "local",
     store = Store(out)
     store.check_layout()
     check_frame_cache([c for c, _ in todo])
+    dev = resolve_device(device)
     for mode in sorted({c.train.compile for c, _ in todo}):  # refused before anything exists
-        resolve_compile(mode, resolve_device(device), say=lambda _: None)
+        resolve_compile(mode, dev, say=lambda _: None)
     ensure_writable_dir(out, "--out")  # takes data: a full disk is found before training
     t0 = time.perf_counter()
     with store.lock():
