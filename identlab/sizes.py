@@ -48,6 +48,9 @@ def size_estimates(cfg: RunConfig) -> list[tuple[str, int]]:
     below."""
     n, obs = cfg.world.dim, obs_dim(cfg.world)
     ev, mix = cfg.eval, cfg.world.mixer
+    rendered = MIXERS.get(mix.kind).rendered
+    plan = ev.plan.for_world(rendered)  # the budget the evaluation uses
+    prefix = "rendered_" if rendered else ""
     row = 8 * (2 * obs + 8 * n)  # one pair: x_t, x_t+1, z, h and their scores, float64
     out = [("eval.n", 4 * ev.n * row),
            ("eval.sigreg_slices", 2 * ev.n * ev.sigreg_slices * 8 * 2),
@@ -56,9 +59,11 @@ def size_estimates(cfg: RunConfig) -> list[tuple[str, int]]:
            ("eval.attribution.pairs", (4 * ev.attribution.pairs * row
                                        + ev.attribution.pairs * ev.attribution.directions
                                        * 8 * 4) if ev.attribution.enabled else 0),
-           ("eval.plan.transitions", 4 * ev.plan.transitions * row if ev.plan.enabled else 0),
-           ("eval.plan.pairs", ev.plan.pairs * ev.plan.horizon * (n * n + 4 * n) * 8
-            if ev.plan.enabled else 0)]
+           (f"eval.plan.{prefix}transitions",
+            4 * plan.transitions * row if plan.enabled else 0),
+           (f"eval.plan.{prefix}pairs", plan.pairs * plan.horizon * (n * n + 4 * n) * 8
+            if plan.enabled else 0),
+           ("eval.plan.cem_population", _cem_bytes(cfg))]
     init = cfg.learner.init
     if init.supervised:
         out.append(("learner.init.pool", 2 * init.pool * 8 * (obs + 2 * n)))
@@ -68,6 +73,19 @@ def size_estimates(cfg: RunConfig) -> list[tuple[str, int]]:
     # world.mixer.pairs or encoder width is named by its own field first where it has one
     out.append(("train.batch", bytes_per_member(cfg)))
     return out
+
+
+def _cem_bytes(cfg: RunConfig) -> int:
+    """The cross-entropy planner's samples of one iteration (worlds with a reach task):
+    actions and their noise, (pairs, population, horizon, dim) each, and the predicted
+    states and costs, float64."""
+    from identlab.world.control import has_task
+
+    plan, cls = cfg.eval.plan, MIXERS.get(cfg.world.mixer.kind)
+    if not (plan.enabled and has_task(cls)):
+        return 0
+    pairs, n = plan.for_world(cls.rendered).pairs, cfg.world.dim
+    return 8 * pairs * plan.cem_population * (2 * plan.horizon * n + 2 * n + 1)
 
 
 def check_sizes(cfg: RunConfig) -> None:

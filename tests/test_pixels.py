@@ -100,6 +100,89 @@ def test_real_frames_differ_and_cache_roundtrips(gl, cache):
     assert again.key == fs.key and again.load().tobytes() == direct.tobytes()
 
 
+# ------------------------------------------------------------------ the fast render mode
+ARM_GEOMS = ("root", "arm", "hand", "finger")
+ARM_DIFF = 40        # a pixel is the arm's when some channel moves this much with the arm
+ARM_IOU_MIN = 0.75   # every frame: fast and full agree on where the arm is...
+ARM_IOU_MEDIAN = 0.85
+ARM_COLOUR_MAX = 20  # ...and on its colour, mean |Δ| of 255 on shared arm pixels (lighting)
+
+
+def _render(mode, theta, size, hide_arm=False):
+    r = pixels._Renderer(mode)
+    try:
+        if hide_arm:
+            for g in ARM_GEOMS:
+                r.physics.named.model.geom_rgba[g, 3] = 0.0
+        return r.render(theta, size, (0.1, 0.1)).astype(int)
+    finally:
+        r.close()
+
+
+def test_fast_frames_are_deterministic_and_not_blank(gl):
+    """A fast frame is the same for a pose, from the same renderer and from a fresh one,
+    and it is neither blank nor constant nor the empty arena."""
+    p = Reacher.Params(render="fast")
+    theta = np.array([[0.4, -0.9], [-1.2, 2.0], [0.4, -0.9]])
+    a, b = pixels.render_frames(p, theta), pixels.render_frames(p, theta)
+    assert a.tobytes() == b.tobytes() and np.array_equal(a[0], a[2])
+    assert a.std() > pixels.PROBE_MIN_STD and len(np.unique(a)) > 10
+    empty = _render("fast", theta[:1], 32, hide_arm=True)
+    assert np.abs(a[0].astype(int) - empty[0]).max() > ARM_DIFF
+
+
+def test_fast_frames_of_distinct_poses_are_distinct(gl):
+    """Distinct poses inside (−π, π)² give distinct frames on a sample (g injective
+    where the theorem needs it)."""
+    theta = np.random.default_rng(3).uniform(-2.8, 2.8, size=(40, 2))
+    f = pixels.render_frames(Reacher.Params(render="fast"), theta).reshape(40, -1)
+    d = np.abs(f[:, None].astype(np.int16) - f[None].astype(np.int16)).sum(-1)
+    assert d[~np.eye(40, dtype=bool)].min() > 0
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_fast_matches_full_on_the_arm(gl, size):
+    """Where the arm is (pixels that change when the arm's geoms are hidden), the fast
+    frame agrees with the full one: intersection over union of the two arm masks, and
+    the colour on shared arm pixels, within the stated tolerances."""
+    theta = np.random.default_rng(1).uniform(-2.5, 2.5, size=(12, 2))
+    masks, frames = {}, {}
+    for mode in ("fast", "full"):
+        frames[mode] = _render(mode, theta, size)
+        masks[mode] = np.abs(frames[mode] - _render(mode, theta, size, True)).max(1) > ARM_DIFF
+    inter = (masks["fast"] & masks["full"]).sum((1, 2))
+    iou = inter / (masks["fast"] | masks["full"]).sum((1, 2))
+    assert iou.min() >= ARM_IOU_MIN and np.median(iou) >= ARM_IOU_MEDIAN, iou
+    shared = (masks["fast"] & masks["full"])[:, None].repeat(3, 1)
+    colour = np.abs(frames["fast"] - frames["full"])[shared].mean()
+    assert colour <= ARM_COLOUR_MAX
+
+
+def test_render_mode_is_in_the_cache_key(cache):
+    theta = np.zeros((3, 2))
+    keys = {pixels.FrameSet(_world_cfg(render=m), 0, "train", theta, cache).key
+            for m in ("fast", "full")}
+    assert len(keys) == 2
+
+
+def test_unknown_render_mode_exit_2(capsys):
+    rc = main(["world", *PIXEL, "world.mixer.render=quick"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.count("\n") == 0 and "world.mixer.render" in err
+
+
+def test_pixel_bytes_count_the_trajectory_frames():
+    """The memory estimate counts distinct uint8 frames: pairs + runs from runs of T
+    transitions, two per pair for independent pairs."""
+    one = 3 * 32 * 32
+    assert Reacher.data_bytes(Reacher.Params(pairs=640, trajectory=64), 2, 0, 0) == \
+        (640 + 10) * one
+    assert Reacher.data_bytes(Reacher.Params(pairs=641, trajectory=64), 2, 0, 0) == \
+        (641 + 11) * one
+    assert Reacher.data_bytes(Reacher.Params(pairs=640, trajectory=1), 2, 0, 0) == \
+        1280 * one
+
+
 def test_64_pixel_frames(gl):
     f = pixels.render_frames(Reacher.Params(size=64), np.array([[0.3, -0.2]]))
     assert f.shape == (1, 3, 64, 64) and f.std() > 0
@@ -248,6 +331,32 @@ def test_tiny_pixel_run(gl, cache, capsys, tmp_path):
     assert 0.0 <= m["wrap_fraction"] <= 1.0
     splits = sorted(json.loads(p.read_text())["split"] for p in cache.rglob("meta.json"))
     assert splits == ["eval", "train"]
+
+
+def test_tiny_pixel_run_trains_scores_and_plans(gl, cache, capsys, tmp_path):
+    """A few hundred trajectory pairs (fast frames) train, score and plan through the
+    CLI: the record names its distinct training frames and carries the success keys,
+    with planning on z reaching every goal of the plain integrator."""
+    cfg = tmp_path / "tiny_plan.yaml"
+    cfg.write_text(json.dumps({
+        "world": {"mixer": {"kind": "reacher", "pairs": 300, "trajectory": 50}},
+        "learner": {"encoder": {"kind": "cnn", "channels": [8, 8], "groups": 4},
+                    "objective": {"kind": "lejepa", "slices": 8}},
+        "train": {"steps": 6, "batch": 16, "data_chunk": 3},
+        "eval": {"n": 60, "sigreg_slices": 8, "attribution": {"enabled": False},
+                 "plan": {"enabled": True, "rendered_transitions": 40,
+                          "rendered_pairs": 4, "horizon": 4}}}))
+    out = tmp_path / "run"
+    rc = main(["run", str(cfg), "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    rec = json.loads((out / "record.json").read_text())
+    m = rec["metrics"]
+    assert rec["status"] == "ok" and m["train_frames"] == 300 + 6
+    assert rec["mixer"]["train_frames"] == 306 and rec["mixer"]["render"] == "fast"
+    for key in ("plan_success", "plan_success_cem", "plan_success_z", "plan_success_z_cem",
+                "plan_success_random"):
+        assert 0.0 <= m[key] <= 1.0
+    assert m["plan_success_z"] == 1.0 and m["plan_reach_radius"] > 0
 
 
 def _write_cfg(tmp_path):

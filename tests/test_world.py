@@ -189,3 +189,35 @@ def test_diagnostics_seeded():
     """Diagnostics with the same seed are identical."""
     w = World(world_cfg({"kind": "uniform"}, {"kind": "copula_ou"}), 0)
     assert w.diagnostics(n=2000, k=2, seed=1) == w.diagnostics(n=2000, k=2, seed=1)
+
+
+# ------------------------------------------------------------------ training runs
+@pytest.mark.parametrize("latent,dynamics", [("gaussian", "ou"), ("laplace", "laplace_ar")])
+def test_trajectory_pairs_are_one_transition_apart(latent, dynamics):
+    """Training pairs from runs of T transitions: the second view is the next state of
+    the same run, the one-step correlation is the world's ρ within its SE, the first
+    views follow the stationary law, and F = pairs + ⌈pairs/T⌉ states are drawn."""
+    from identlab.config import load_run
+
+    rho, pairs, T = 0.9, 40000, 64
+    cfg = load_run(None, [f"world.latent.kind={latent}", f"world.dynamics.kind={dynamics}",
+                          f"world.dynamics.rho={rho}"])
+    w = World(cfg.world, 0)
+    z, a, b = w.train_frames(pairs, T, np.random.default_rng(0))
+    assert len(z) == pairs + -(-pairs // T) and np.array_equal(b, a + 1)
+    assert np.all(a % (T + 1) < T)  # never the last state of a run
+    zt, zt1 = z[a], z[b]
+    n_eff = pairs * (1 - rho**2) / (1 + rho**2)  # AR(1) overlap within the runs
+    se = (1 - rho**2) / np.sqrt(n_eff)
+    for i in range(w.dim):
+        assert abs(np.corrcoef(zt[:, i], zt1[:, i])[0, 1] - rho) < 5 * se
+        assert abs(zt[:, i].var() - 1.0) < 5 * np.sqrt(2 / n_eff)
+
+
+def test_independent_pairs_when_trajectory_is_one():
+    from identlab.config import load_run
+
+    w = World(load_run(None, []).world, 0)
+    z, a, b = w.train_frames(100, 1, np.random.default_rng(0))
+    zt, zt1 = w.sample_pairs(100, np.random.default_rng(0))
+    assert np.array_equal(z[a], zt) and np.array_equal(z[b], zt1)

@@ -101,6 +101,8 @@ _EMBEDDING = {
     "h_finite": "the eval embedding was finite",
     "nonfinite_embedding": "set (true) when the eval embedding had a non-finite value",
     "wrap_fraction": "pixel worlds: share of eval latents whose joint angles wrap past ±π",
+    "train_frames": ("pixel worlds: distinct rendered frames of the training set (pairs "
+                     "from runs of world.mixer.trajectory transitions share frames)"),
 }
 _ATTRIBUTION = {
     "loss_learned": "expected training loss J of the learned h at the run's final λ",
@@ -151,6 +153,19 @@ _PLANNING = {
     "plan_interp_ratio": "median cost of the decoded straight latent line over the "
                          "minimiser's cost",
     "plan_frames": "pixel worlds: frames rendered for the planning evaluation",
+    "plan_success": "reach task (Reacher): share of start–goal pairs, the goal given only "
+                    "as a frame, whose fingertip ends within plan_reach_radius of the "
+                    "goal's after latent LQR on h, closed loop on re-encoded frames",
+    "plan_success_cem": "the same share for the receding-horizon cross-entropy planner on "
+                        "h (eval.plan.cem_*)",
+    "plan_success_z": "the same share for LQR fitted and run on the true z (the bound of a "
+                      "perfect encoder)",
+    "plan_success_z_cem": "the same share for the cross-entropy planner on the true z",
+    "plan_success_random": "the same share for latent LQR on an untrained encoder of the "
+                           "same architecture (random_encoder stream)",
+    "plan_reach_dist": "median final fingertip-to-goal distance (m) of latent LQR on h",
+    "plan_reach_radius": "the reach radius (m): the rendered target geom's size plus the "
+                         "finger geom's (dm_control Reacher's test; 0.06)",
 }
 _START = {
     "init_r2": "warm start: held-out R² of its regression target from h after the start",

@@ -60,27 +60,34 @@ class PairStream:
 
 class FramePairStream(PairStream):
     """Pixel worlds: each member trains on its own finite set of ``world.mixer.pairs``
-    pre-rendered pairs (frame_t, frame_t+1), drawn once with ``World.sample_pairs`` from
-    the member's ``train`` stream and kept as uint8 on the device (the encoder converts a
-    batch to float). Minibatches walk through per-member random permutations of the set
-    (epochs), drawn from the same stream; SIGReg directions as in :class:`PairStream`.
-    The members' held-out eval frames are rendered in the same pass (never trained on)."""
+    pre-rendered pairs (frame_t, frame_t+1), drawn once with ``World.train_frames`` from
+    the member's ``train`` stream (consecutive frames of runs of ``world.mixer.trajectory``
+    transitions, or independent pairs) and kept as uint8 on the device (the encoder
+    converts a batch to float). Minibatches walk through per-member random permutations
+    of the pairs (epochs), drawn from the same stream; SIGReg directions as in
+    :class:`PairStream`. The members' held-out eval frames (independent pairs) are
+    rendered in the same pass (never trained on)."""
 
     def __init__(self, worlds: list[World], cfgs: list[RunConfig], device: torch.device,
                  slices: int, progress: bool = True) -> None:
         from identlab.world import pixels
 
         super().__init__(worlds, cfgs, device, slices)
-        self.pairs = cfgs[0].world.mixer.pairs
+        mixer = cfgs[0].world.mixer
+        self.pairs = mixer.pairs
         root = pixels.cache_root()
-        train_sets, eval_sets = [], []
+        train_sets, eval_sets, first, second = [], [], [], []
         for cfg, world, rng in zip(cfgs, worlds, self.rngs):
-            z_t, z_t1 = world.sample_pairs(self.pairs, rng)
-            train_sets.append(world.frame_set("train", z_t, z_t1, root))
+            z, a, b = world.train_frames(self.pairs, mixer.trajectory, rng)
+            train_sets.append(world.frames_of("train", z, root))
+            first.append(a)
+            second.append(b)
             eval_sets.append(world.frame_set("eval", *world.eval_pairs(cfg.eval.n), root))
         self.render_info = pixels.ensure_frames(train_sets + eval_sets, progress=progress)
         self.frames = torch.stack([torch.from_numpy(s.load()) for s in train_sets]).to(
-            device)  # (K, 2P, 3, H, W) uint8: rows [0, P) are frame_t, [P, 2P) frame_t+1
+            device)  # (K, F, 3, H, W) uint8
+        self.first = torch.from_numpy(np.stack(first)).to(device)  # (K, P) frame of z_t
+        self.second = torch.from_numpy(np.stack(second)).to(device)  # (K, P) of z_t+1
         self._order = [np.empty(0, dtype=np.int64) for _ in cfgs]
 
     def _indices(self, k: int, n: int) -> np.ndarray:
@@ -104,7 +111,7 @@ class FramePairStream(PairStream):
         if c != self._chunk_id:
             self._fill(c)
         idx = self.idx[:, i * self.batch:(i + 1) * self.batch]  # (K, B)
-        x_t = self.frames[self.members, idx]  # (K, B, 3, H, W) uint8
-        x_t1 = self.frames[self.members, idx + self.pairs]
+        x_t = self.frames[self.members, self.first[self.members, idx]]  # (K, B, 3, H, W)
+        x_t1 = self.frames[self.members, self.second[self.members, idx]]
         dirs = self.dirs[:, i] if self.slices else None
         return x_t, x_t1, dirs

@@ -254,9 +254,13 @@ def pixel_bench(dev: torch.device, quick: bool = False) -> dict:
     out: dict = {}
     n = 40 if quick else 300
     for size in (32, 64):
-        r = pixels.render_throughput(n, size)
-        out[f"pixels_render_fps_{size}px"] = round(r["fps"], 1)
-    out["pixels_env_load_s"] = round(r["load_s"], 2)
+        for mode in ("fast", "full"):  # world.mixer.render, in the same run
+            r = pixels.render_throughput(n if mode == "fast" else max(20, n // 3), size,
+                                         mode=mode)
+            out[f"pixels_render_fps_{mode}_{size}px"] = round(r["fps"], 1)
+            out[f"pixels_env_load_s_{mode}"] = round(r["load_s"], 2)
+        out[f"pixels_render_fast_over_full_{size}px"] = round(
+            out[f"pixels_render_fps_fast_{size}px"] / out[f"pixels_render_fps_full_{size}px"], 2)
     steps = 6 if quick else 20
     old_root = os.environ.get("IDENTLAB_FRAME_CACHE")
     old_mode = CNNEncoder.grouped
@@ -474,8 +478,11 @@ def to_markdown(res: dict) -> str:
               "member), below 1 means batching pays; `spiral_mlp_fraction_of_peak` = the "
               "encoder's forward+backward FLOP rate over the measured matmul peak; "
               "`peak_rss_mb` / `peak_gpu_mb` peak memory of the benchmark process; "
-              "`pixels_render_fps_*` frames rendered per second by one process (dm_control "
-              "Reacher, after `pixels_env_load_s` to load the environment); "
+              "`pixels_render_fps_{fast,full}_*` frames rendered per second by one process "
+              "in each `world.mixer.render` mode (fast: kinematics and one reused "
+              "mujoco.Renderer without shadows, reflections or skybox; full: dm_control's "
+              "physics.render), after `pixels_env_load_s_*` to load the scene, and "
+              "`pixels_render_fast_over_full_*` their ratio in the same run; "
               "`pixels_cnn_{auto,grouped}_k*_ms` ms/step of the 32-px CNN program (batch "
               "64 pairs, channels 16-32-64) with members looped on CPU (`auto`) or stacked "
               "as one grouped convolution (`grouped`); `planning_eval_s_{mlp,inverse}` seconds "

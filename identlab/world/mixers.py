@@ -488,7 +488,9 @@ class Reacher(Mixer):
 
     θ = scale·z gives the (shoulder, wrist) angles in radians; the target sits at a fixed
     position, velocities are zero, and the fixed top-down camera renders a size×size RGB
-    frame, returned channels-first as uint8 (M, 3, size, size). Frames are periodic in θ,
+    frame, returned channels-first as uint8 (M, 3, size, size), in the ``render`` mode
+    ``fast`` (kinematics only, one reused renderer, no shadows, reflections or skybox) or
+    ``full`` (dm_control's own render). Frames are periodic in θ,
     so g is injective only while every |θ_i| < π: ``scale`` should make wrap-around rare
     (``info()`` reports the measured fraction). Rendering needs ``identlab[pixels]`` and
     a headless GL backend; see :mod:`identlab.pixels`, which also caches frames on disk.
@@ -506,6 +508,15 @@ class Reacher(Mixer):
         pairs: int = param(4000, check=interval(2),
                            doc="training pairs rendered ahead of training: the finite "
                                "training set that minibatches are drawn from (epochs)")
+        render: Literal["fast", "full"] = param(
+            "fast", doc="fast: pose by mj_kinematics, one reused mujoco.Renderer per "
+                        "process, shadows, reflections and skybox off (≈8x the frames/s); "
+                        "full: dm_control's physics.render with every lighting effect")
+        trajectory: int = param(64, check=interval(1),
+                                doc="training pairs are consecutive frames of runs of this "
+                                    "many transitions of the world's own dynamics, so one "
+                                    "frame serves two pairs (pairs·(1 + 1/T) frames); 1: "
+                                    "independent pairs, two frames each")
 
         def __post_init__(self) -> None:
             if len(self.target) != 2:
@@ -514,12 +525,20 @@ class Reacher(Mixer):
     two_d = True
     has_inverse = False
     rendered = True
-    shape_fields = ("size", "pairs")
+    shape_fields = ("size", "pairs", "trajectory")
     control = "joint-angle increments in radians"
+
+    @staticmethod
+    def train_frames(params) -> int:
+        """Distinct frames of the training set: pairs + runs for runs of ``trajectory``
+        transitions (the last run may be shorter), 2·pairs for independent pairs."""
+        if params.trajectory == 1:
+            return 2 * params.pairs
+        return params.pairs + -(-params.pairs // params.trajectory)
 
     @classmethod
     def data_bytes(cls, params, dim, samples, chunk):
-        return 2 * params.pairs * cls.obs_dim(params, dim)  # uint8 frames, two views
+        return cls.train_frames(params) * cls.obs_dim(params, dim)  # uint8 frames
 
     @classmethod
     def size_estimates(cls, params, dim, samples, chunk):
@@ -572,6 +591,8 @@ class Reacher(Mixer):
 
     def info(self):
         out = {"kind": self.kind, "size": self.params.size, "scale": self.params.scale,
+               "render": self.params.render, "train_pairs": self.params.pairs,
+               "train_frames": self.train_frames(self.params),
                "wrap_fraction_gaussian": round(self.gaussian_wrap_fraction(), 6)}
         out.update({f"wrap_fraction_{k}": round(v, 6) for k, v in self.wrap.items()})
         return out

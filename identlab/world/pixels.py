@@ -68,11 +68,32 @@ def _backend_error(backend: str, exc: BaseException) -> ConfigError:
                        f"({_one_line(exc)}); {INSTALL_HINT}")
 
 
-class _Renderer:
-    """One process's Reacher environment; renders frames of given joint angles."""
+# the scene's lighting effects that the fast mode turns off (mjtRndFlag names)
+FAST_OFF_FLAGS = ("mjRND_SHADOW", "mjRND_REFLECTION", "mjRND_SKYBOX")
+# a probe frame whose pixel std is below this is blank, constant or garbage: the fast
+# renderer refuses to start on it (frames are checked, not trusted)
+PROBE_MIN_STD = 5.0
+PROBE_POSE = (0.7, -1.1)  # shoulder, wrist (radians) of the probe frame
 
-    def __init__(self) -> None:
+
+class _Renderer:
+    """One process's Reacher scene; renders frames of given joint angles in one of the
+    ``render`` modes (:data:`identlab.world.mixers.RENDER_MODES`):
+
+    - ``full``: dm_control's ``physics.render`` after ``reset_context`` (full forward
+      dynamics), with every lighting effect of the scene;
+    - ``fast``: the pose set by ``mj_kinematics`` alone (zero velocities: position
+      kinematics is all a still frame needs) and rendered through one reused
+      ``mujoco.Renderer`` per frame size, with shadows, reflections and the skybox off
+      (:data:`FAST_OFF_FLAGS`). The arm, the target and the arena are the same geoms
+      seen by the same camera; only the lighting effects go.
+
+    The fast mode probes its first frame of every size and refuses one that is constant
+    (pixel std below :data:`PROBE_MIN_STD`)."""
+
+    def __init__(self, mode: str = "full") -> None:
         backend = configure_gl()
+        self.mode = mode
         try:
             from dm_control import suite
         except ImportError as e:
@@ -82,18 +103,68 @@ class _Renderer:
             raise _backend_error(backend, e) from None
         except Exception as e:  # dm_control refuses an unknown or broken MUJOCO_GL
             raise _backend_error(backend, e) from None
+        self._fast: dict[int, object] = {}  # frame side -> its one mujoco.Renderer
         try:
             self.physics = suite.load("reacher", "hard", task_kwargs={"random": 0}).physics
-            self.physics.render(8, 8, camera_id=0)  # probe the GL context now
+            if mode == "full":
+                self.physics.render(8, 8, camera_id=0)  # probe the GL context now
+            else:
+                import mujoco
+
+                self._mj = mujoco
+                named = self.physics.named.model
+                self._qpos = (int(named.jnt_qposadr["shoulder"]),
+                              int(named.jnt_qposadr["wrist"]))
+                self._fast_renderer(32)
+        except ConfigError:
+            raise
         except Exception as e:
             raise _backend_error(backend, e) from None
+
+    # ---- fast mode ----------------------------------------------------------
+    def _fast_renderer(self, size: int):
+        r = self._fast.get(size)
+        if r is None:
+            r = self._mj.Renderer(self.physics.model.ptr, size, size)
+            self._fast[size] = r
+            probe = self._fast_frame(r, *PROBE_POSE)
+            if float(probe.std()) < PROBE_MIN_STD:
+                raise ConfigError(FIELD, f"= 'reacher': the fast renderer returned a "
+                                  f"constant {size}-px frame (pixel std {probe.std():.2f}); "
+                                  "use world.mixer.render=full")
+        return r
+
+    def _pose(self, shoulder: float, wrist: float) -> None:
+        mj, m, d = self._mj, self.physics.model.ptr, self.physics.data.ptr
+        d.qpos[self._qpos[0]] = shoulder
+        d.qpos[self._qpos[1]] = wrist
+        d.qvel[:] = 0.0
+        mj.mj_kinematics(m, d)
+        mj.mj_camlight(m, d)
+
+    def _fast_frame(self, r, shoulder: float, wrist: float) -> np.ndarray:
+        self._pose(shoulder, wrist)
+        r.update_scene(self.physics.data.ptr, camera=0)
+        for name in FAST_OFF_FLAGS:
+            r.scene.flags[getattr(self._mj.mjtRndFlag, name)] = 0
+        return r.render()  # (size, size, 3) uint8, a fresh array
+
+    # ---- both modes -----------------------------------------------------------
+    def _set_target(self, target) -> None:
+        p = self.physics
+        p.named.model.geom_pos["target", "x"] = float(target[0])
+        p.named.model.geom_pos["target", "y"] = float(target[1])
 
     def render(self, theta: np.ndarray, size: int, target) -> np.ndarray:
         """theta (n, 2) radians -> uint8 (n, 3, size, size)."""
         p = self.physics
-        p.named.model.geom_pos["target", "x"] = float(target[0])
-        p.named.model.geom_pos["target", "y"] = float(target[1])
+        self._set_target(target)
         out = np.empty((len(theta), 3, size, size), dtype=np.uint8)
+        if self.mode == "fast":
+            r = self._fast_renderer(size)
+            for i, (shoulder, wrist) in enumerate(theta):
+                out[i] = self._fast_frame(r, shoulder, wrist).transpose(2, 0, 1)
+            return out
         for i, (shoulder, wrist) in enumerate(theta):
             with p.reset_context():  # sets the pose, zero velocities, recomputes kinematics
                 p.data.qvel[:] = 0.0
@@ -102,17 +173,41 @@ class _Renderer:
             out[i] = p.render(size, size, camera_id=0).transpose(2, 0, 1)
         return out
 
+    def positions(self, theta: np.ndarray, bodies=("hand", "finger")) -> dict:
+        """World x–y positions (metres) of ``bodies`` at joint angles theta (n, 2), by
+        position kinematics alone (nothing is rendered): {body: (n, 2)}."""
+        import mujoco
+
+        p = self.physics
+        m, d = p.model.ptr, p.data.ptr
+        named = p.named.model
+        adr = (int(named.jnt_qposadr["shoulder"]), int(named.jnt_qposadr["wrist"]))
+        ids = {b: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in bodies}
+        out = {b: np.empty((len(theta), 2)) for b in bodies}
+        for i, (shoulder, wrist) in enumerate(np.asarray(theta, dtype=np.float64)):
+            d.qpos[adr[0]], d.qpos[adr[1]] = shoulder, wrist
+            d.qvel[:] = 0.0
+            mujoco.mj_kinematics(m, d)
+            for b, j in ids.items():
+                out[b][i] = d.xpos[j, :2]
+        return out
+
     def close(self) -> None:
+        for r in self._fast.values():
+            r.close()
+        self._fast.clear()
         self.physics.free()  # release the GL context before interpreter shutdown
 
 
-def render_throughput(n: int, size: int, seed: int = 0) -> dict:
-    """Frames per second of one process rendering n frames of random poses (the
-    environment load is timed apart)."""
+def render_throughput(n: int, size: int, seed: int = 0, mode: str = "full") -> dict:
+    """Frames per second of one process rendering n frames of random poses in ``mode``
+    (the environment load, and the fast mode's renderer set-up, are timed apart)."""
     import time
 
     t0 = time.perf_counter()
-    r = _Renderer()
+    r = _Renderer(mode)
+    if mode == "fast":
+        r._fast_renderer(size)
     load = time.perf_counter() - t0
     theta = np.random.default_rng(seed).uniform(-np.pi, np.pi, size=(n, 2))
     try:
@@ -125,7 +220,7 @@ def render_throughput(n: int, size: int, seed: int = 0) -> dict:
 
 def render_frames(params, theta: np.ndarray) -> np.ndarray:
     """Render frames of joint angles ``theta`` (n, 2) in this process, uncached."""
-    r = _Renderer()
+    r = _Renderer(params.render)
     try:
         return r.render(np.asarray(theta, dtype=np.float64).reshape(-1, 2), params.size,
                         params.target)
@@ -142,7 +237,7 @@ class LiveRenderer:
     def __init__(self, params) -> None:
         self.size = int(params.size)
         self.target = tuple(params.target)
-        self._r = _Renderer()
+        self._r = _Renderer(params.render)
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         """theta (n, 2) radians -> uint8 (n, 3, size, size)."""
@@ -154,6 +249,19 @@ class LiveRenderer:
         return {"theta": np.array([named.qpos["shoulder"], named.qpos["wrist"]]).ravel(),
                 "hand": np.array(named.xpos["hand"][:2]),
                 "finger": np.array(named.xpos["finger"][:2])}
+
+    def fingertip(self, theta: np.ndarray) -> np.ndarray:
+        """Fingertip positions (n, 2), metres in the x–y plane, at joint angles theta
+        (n, 2) radians, by kinematics (nothing is rendered)."""
+        theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
+        return self._r.positions(theta, ("finger",))["finger"]
+
+    @property
+    def reach_radius(self) -> float:
+        """The distance under which dm_control's Reacher counts a reach: the target
+        geom's radius plus the finger geom's, as this scene renders them (metres)."""
+        size = self._r.physics.named.model.geom_size
+        return float(size["target", 0] + size["finger", 0])
 
     def close(self) -> None:
         self._r.close()
@@ -217,8 +325,11 @@ class FrameSet:
         self.theta = np.ascontiguousarray(self.theta, dtype=np.float64)
         self.size = int(self.world.mixer.size)
         self.target = tuple(self.world.mixer.target)
+        self.mode = self.world.mixer.render
         world = to_dict(self.world)
         world["mixer"].pop("pairs", None)  # n is in the key; the eval set ignores pairs
+        if self.split != "train":  # and it is drawn as independent pairs
+            world["mixer"].pop("trajectory", None)
         blob = json.dumps({"version": CACHE_VERSION, "world": world,
                            "seed": self.seed, "split": self.split, "n": len(self.theta),
                            "renderer": _renderer_version()}, sort_keys=True)
@@ -282,28 +393,28 @@ def write_shard(path: Path, frames: np.ndarray, theta: np.ndarray) -> None:
 
 
 # ------------------------------------------------------------------ workers
-_WORKER: _Renderer | None = None
-_WORKER_ERROR = "renderer unavailable"
+_WORKERS: dict[str, _Renderer] = {}  # this worker process's renderer per mode, loaded once
 
 
-def _worker_init() -> None:
+def _worker_renderer(mode: str) -> _Renderer:
     from multiprocessing import util
 
-    global _WORKER, _WORKER_ERROR
-    try:
-        _WORKER = _Renderer()
+    r = _WORKERS.get(mode)
+    if r is None:
+        r = _WORKERS[mode] = _Renderer(mode)
         # free the GL context while the worker shuts down, before the thread pools that
         # dm_control's own atexit hook needs are gone
-        util.Finalize(_WORKER, _WORKER.close, exitpriority=10)
-    except ConfigError as e:  # reported per task as text: ConfigError does not pickle
-        _WORKER_ERROR = str(e)
+        util.Finalize(r, r.close, exitpriority=10)
+    return r
 
 
 def _render_task(task) -> tuple[int, str | None]:
-    path, theta, size, target = task
-    if _WORKER is None:
-        return 0, _WORKER_ERROR
-    write_shard(Path(path), _WORKER.render(theta, size, target), theta)
+    path, theta, size, target, mode = task
+    try:
+        r = _worker_renderer(mode)
+    except ConfigError as e:  # reported per task as text: ConfigError does not pickle
+        return 0, str(e)
+    write_shard(Path(path), r.render(theta, size, target), theta)
     return len(theta), None
 
 
@@ -340,7 +451,8 @@ def ensure_frames(sets: list[FrameSet], *, workers: int | None = None,
         for i in s.missing():
             if s.path(i).is_dir():  # a folder where a shard goes: never delete it
                 raise _cache_error(s.path(i), IsADirectoryError(21, "Is a directory"))
-            tasks.append((str(s.path(i)), s.theta[s.rows(i)], s.size, s.target))
+            tasks.append((str(s.path(i)), s.theta[s.rows(i)], s.size, s.target,
+                          s.mode))
     total = sum(len(t[1]) for t in tasks)
     if not tasks:
         return {"rendered": 0, "render_s": 0.0}
@@ -361,16 +473,18 @@ def ensure_frames(sets: list[FrameSet], *, workers: int | None = None,
 def _render_tasks(tasks: list, workers: int, bar) -> None:
     """Render and write every task's shard, in this process or ``workers`` processes."""
     if workers <= 1:
-        r = _Renderer()
+        local: dict[str, _Renderer] = {}
         try:
-            for path, theta, size, target in tasks:
+            for path, theta, size, target, mode in tasks:
+                r = local.get(mode) or local.setdefault(mode, _Renderer(mode))
                 write_shard(Path(path), r.render(theta, size, target), theta)
                 bar.update(len(theta))
         finally:
-            r.close()
+            for r in local.values():
+                r.close()
     else:
         ctx = mp.get_context("spawn")  # no GL or torch state crosses a fork
-        pool = ctx.Pool(workers, initializer=_worker_init)
+        pool = ctx.Pool(workers)
         try:
             for n, err in pool.imap_unordered(_render_task, tasks):
                 if err is not None:

@@ -122,13 +122,38 @@ class World:
         """x = g(z) for latents z (n, N)."""
         return self.mixer.forward(z)
 
+    def train_frames(self, pairs: int, runs_of: int, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Latents of a training set of ``pairs`` pairs and where each pair's two views
+        sit: (z (F, N), first (pairs,), second (pairs,)), pair i = (z[first[i]],
+        z[second[i]]). ``runs_of`` = 1 draws independent pairs (F = 2·pairs, rows [0, P)
+        then their successors); ``runs_of`` = T > 1 draws ⌈pairs/T⌉ runs of T
+        transitions of the world's own dynamics, started from its law (a random time for
+        a drifting world), and pairs consecutive states, so F = pairs + ⌈pairs/T⌉ and
+        every inner state serves two pairs. Draws come from ``rng`` alone."""
+        if runs_of == 1:
+            z_t, z_t1 = self.sample_pairs(pairs, rng)
+            first = np.arange(pairs)
+            return np.concatenate([z_t, z_t1]), first, first + pairs
+        runs = -(-pairs // runs_of)
+        traj = self._trajectory(runs_of + 1, runs, rng)  # (T+1, runs, N)
+        z = traj.transpose(1, 0, 2).reshape(runs * (runs_of + 1), self.dim)
+        run, s = np.divmod(np.arange(pairs), runs_of)
+        first = run * (runs_of + 1) + s
+        frames = pairs + runs  # the last run's unused tail is dropped
+        return z[:frames], first, first + 1
+
     def frame_set(self, split: str, z_t: np.ndarray, z_t1: np.ndarray, root):
         """Rendered worlds: the cached frames of pairs (z_t, z_t1) for one split (rows
         [0, n) are the frames of z_t, [n, 2n) those of z_t1); records the wrap-around
         fraction of the split."""
+        return self.frames_of(split, np.concatenate([z_t, z_t1]), root)
+
+    def frames_of(self, split: str, z: np.ndarray, root):
+        """Rendered worlds: the cached frames of latents z (F, N), row i -> frame i, for
+        one split; records the wrap-around fraction of the split."""
         from identlab.world.pixels import FrameSet
 
-        z = np.concatenate([z_t, z_t1])
         self.mixer.wrap[split] = self.mixer.wrap_fraction(z)
         return FrameSet(self.cfg, self.seed, split, self.mixer.angles(z), root)
 
