@@ -24,6 +24,7 @@ STREAMS: dict[str, int] = {
     "planning": 10,   # start-goal pairs, actions and galleries of the planning checks
     "warmstart": 11,  # latent pool and batch order of a supervised warm start
     "trajectory": 12, # held-out pairs and directions of the trajectory metrics
+    "random_encoder": 13,  # the untrained encoder of the planning bound (plan_success_random)
 }
 
 

@@ -19,11 +19,14 @@ PLAN_FIELD = "eval.plan"
 @dataclass(frozen=True)
 class PlanConfig:
     """Planning evaluation (design §8): the controlled world z' = z + b·u (+ the world's
-    transition when ``noise``), the latent-LQR regret and the interpolation test.
-    Validated at construction; errors name ``eval.plan.<field>``."""
+    transition when ``noise``), the latent-LQR regret and the interpolation test, and in
+    worlds with a reach task (the Reacher) the success rates of latent LQR and of a
+    receding-horizon cross-entropy planner (``cem_*``). Validated at construction; errors
+    name ``eval.plan.<field>``."""
 
     enabled: bool = param(False, doc="score plan_regret, plan_regret_p90 and "
-                                     "plan_interp_ratio after training")
+                                     "plan_interp_ratio after training (and the plan_success "
+                                     "keys where the world has a reach task)")
     horizon: int = param(15, check=interval(1), doc="LQR horizon T (steps)")
     r: float = param(1.0, check=interval(0.0, lo_open=True), doc="control weight r")
     pairs: int = param(200, check=interval(1), doc="start–goal pairs from the latent law")
@@ -34,7 +37,11 @@ class PlanConfig:
                                       doc="transitions for rendered (pixel) worlds, whose "
                                           "every observation is a rendered frame")
     rendered_pairs: int = param(50, check=interval(1),
-                                doc="at most this many pairs for rendered worlds")
+                                doc="at most this many pairs for rendered worlds (their "
+                                    "success rates are shares of these pairs; "
+                                    "sweeps/reacher.yaml asks for 100; the default stays "
+                                    "50 so that records of earlier planning runs keep "
+                                    "their hashes)")
     noise: bool = param(False, doc="add the world's own transition (mean reversion and "
                                    "noise) instead of holding z still between actions")
     action_scale: float = param(1.0, check=interval(0.0, lo_open=True),
@@ -49,12 +56,29 @@ class PlanConfig:
     interp_steps: int = param(8, check=interval(2),
                               doc="waypoints of the interpolation test, both ends included")
     knn: int = param(1, check=interval(1), doc="neighbours averaged to decode a waypoint")
+    cem_population: int = param(64, check=interval(2), omit_default=True,
+                                doc="reach task: action sequences the cross-entropy planner "
+                                    "samples per pair and iteration, at every step")
+    cem_elites: int = param(8, check=interval(2), omit_default=True,
+                            doc="reach task: the cheapest sequences whose mean and standard "
+                                "deviation become the planner's next sampling law (at most "
+                                "cem_population; at least 2 for a standard deviation)")
+    cem_iterations: int = param(3, check=interval(1), omit_default=True,
+                                doc="reach task: sample-and-refit rounds of the cross-entropy "
+                                    "planner before it acts, at every step")
+    cem_std: float = param(0.5, check=interval(0.0, lo_open=True), omit_default=True,
+                           doc="reach task: standard deviation of the planner's first "
+                               "sampling law at every step, in action units (its mean is "
+                               "the previous step's plan, shifted by one)")
 
     def __post_init__(self) -> None:
         least = min(self.transitions, self.rendered_transitions)
         if self.knn > least:
             raise ConfigError(f"{PLAN_FIELD}.knn", f"= {self.knn}: at most the gallery size "
                               f"(transitions, rendered_transitions) = {least}")
+        if self.cem_elites > self.cem_population:
+            raise ConfigError(f"{PLAN_FIELD}.cem_elites", f"= {self.cem_elites}: at most "
+                              f"{PLAN_FIELD}.cem_population = {self.cem_population}")
 
     def for_world(self, rendered: bool) -> "PlanConfig":
         """The budget actually used: rendered worlds take ``rendered_transitions`` and at

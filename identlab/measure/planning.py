@@ -1,5 +1,7 @@
 """Planning with the learned latent (design §8): latent-LQR regret and the paper's
-interpolation test scored against the true minimiser.
+interpolation test scored against the true minimiser, and, in worlds with a reach task
+(the Reacher), the share of start–goal pairs that a planner working from pixels alone
+brings to the goal.
 
 **Cost.** For a state path s_0..s_T with goal s_g and controls u_0..u_{T−1},
 
@@ -42,6 +44,35 @@ at the goal costs the same to four digits). For z' = z + u and r = 1 a straight 
 decays geometrically, z_k − z_g ≈ λ^k(z_0 − z_g) with λ = (3 − √5)/2 ≈ 0.382, and costs
 ≈ (1 + √5)/2 ≈ 1.618; the ratio is 1.854. Any invertible affine encoder maps lines to
 lines, so it scores like a rotation: the test sees linearity, not orthogonality.
+
+**Reach task (worlds with a task only).** The goal is given only as a frame: h_g =
+f(g(z_g)). A planner acts in the learned latent, the true world executes each action
+and renders the next frame, and the planner sees only that frame, encoded again (closed
+loop). After the T steps the pair is a success when the fingertip is within the reach
+radius of the fingertip's position at the goal pose z_g: dm_control's Reacher counts a
+reach when the finger-to-target distance is at most the target geom's size plus the
+finger geom's size, and the radius here is that sum read from the rendered scene's
+model (0.05 + 0.01 = 0.06 m; the scene never resets the task, so the target keeps the
+size of the model's XML, not the ``hard`` task's small one). The target drawn in the
+frames stays where the scene puts it; it is not the goal. Two planners run on the
+fitted model h' ≈ Âh + B̂u + c:
+
+- **LQR**, the controller of the regret above (the same closed-loop run);
+- **CEM**, a sampling planner with a receding horizon: at step t it samples
+  ``cem_population`` action sequences for the T − t remaining steps from a Gaussian,
+  scores each by cost (1) in the latent under the fitted model from the current encoded
+  state (the t = 0 term, a constant of that state, left out), refits the Gaussian's
+  mean and standard deviation on the ``cem_elites`` cheapest for ``cem_iterations``
+  rounds, executes the first action of the final mean and starts the next step from
+  that mean shifted by one step (standard deviation back to ``cem_std``). All pairs plan
+  at once; its draws come from their own child stream of the planning seed.
+
+Bounds: the same two planners on a model fitted on the true z and fed the true z (an
+upper bound for a perfect encoder; on a plain integrator LQR on z ends within a hair of
+the goal, so its rate is 1), and LQR on an untrained encoder of the same architecture
+(what the architecture gives without learning; absent when no such encoder is passed).
+Keys ``PLAN_TASK_KEYS``: the five success rates, the median final fingertip distance of
+LQR on h (metres) and the radius.
 """
 
 from __future__ import annotations
@@ -59,11 +90,17 @@ from scipy.spatial import cKDTree
 from identlab.measure.config import PlanConfig
 
 __all__ = ["PlanConfig", "LinearModel", "LQRGains", "fit_linear_model", "lqr_gains",
-           "goal_offset", "rollout", "path_cost", "controls_for_path", "interp_ratios",
-           "plan_metrics", "PLAN_KEYS"]
+           "goal_offset", "lqr_policy", "closed_loop", "rollout", "CEMPlanner",
+           "sequence_cost", "reach_success", "path_cost", "controls_for_path",
+           "interp_ratios", "plan_metrics", "PLAN_KEYS", "PLAN_TASK_KEYS"]
 
 PLAN_KEYS = ("plan_regret", "plan_regret_p90", "plan_interp_ratio")
+# added, after PLAN_KEYS, only where the controlled world has a reach task (``has_task``)
+PLAN_TASK_KEYS = ("plan_success", "plan_success_cem", "plan_success_z", "plan_success_z_cem",
+                  "plan_success_random", "plan_reach_dist", "plan_reach_radius")
 Array = np.ndarray
+# a controller: (step t, the sensed state (P, n)) -> actions (P, m)
+Policy = Callable[[int, Array], Array]
 
 
 # ------------------------------------------------------------------ model
@@ -122,6 +159,32 @@ def goal_offset(model: LinearModel, goal: Array) -> Array:
     return goal @ model.A.T + model.c - goal
 
 
+def lqr_policy(gains: LQRGains, model: LinearModel, s_goal: Array) -> Policy:
+    """The LQR controller u_t = −K_t(s_t − s_g) − L_t w for goals ``s_goal`` (P, n)."""
+    w = goal_offset(model, s_goal)  # (P, n)
+
+    def act(t: int, s: Array) -> Array:
+        e = s - s_goal  # (P, n)
+        return -e @ gains.K[t].T - w @ gains.L[t].T  # (P, m)
+
+    return act
+
+
+def closed_loop(act: Policy, sense: Callable[[Array], Array],
+                step: Callable[[Array, Array], Array], z0: Array, z_goal: Array,
+                horizon: int, r: float) -> tuple[Array, Array]:
+    """Run the controller ``act`` closed loop for ``horizon`` steps from z0 (P, N): at
+    each step it sees ``sense`` of the true state (h = f(g(z)), or z itself) and the true
+    world ``step`` moves. Returns cost (1) on z per pair (P,) and the final states (P, N)."""
+    z = z0
+    cost = np.sum((z - z_goal) ** 2, axis=1)
+    for t in range(horizon):
+        u = act(t, sense(z))
+        z = step(z, u)
+        cost = cost + np.sum((z - z_goal) ** 2, axis=1) + r * np.sum(u**2, axis=1)
+    return cost, z
+
+
 def rollout(gains: LQRGains, model: LinearModel, sense: Callable[[Array], Array],
             step: Callable[[Array, Array], Array], z0: Array, z_goal: Array,
             s_goal: Array, r: float) -> Array:
@@ -129,15 +192,68 @@ def rollout(gains: LQRGains, model: LinearModel, sense: Callable[[Array], Array]
 
     ``sense`` maps true states to the controller's coordinates (h = f(g(z)), or z itself);
     ``s_goal`` is the goal in those coordinates; ``step`` is the true world."""
-    w = goal_offset(model, s_goal)  # (P, n)
-    z = z0
-    cost = np.sum((z - z_goal) ** 2, axis=1)
-    for t in range(gains.horizon):
-        e = sense(z) - s_goal  # (P, n)
-        u = -e @ gains.K[t].T - w @ gains.L[t].T  # (P, m)
-        z = step(z, u)
-        cost = cost + np.sum((z - z_goal) ** 2, axis=1) + r * np.sum(u**2, axis=1)
+    return closed_loop(lqr_policy(gains, model, s_goal), sense, step, z0, z_goal,
+                       gains.horizon, r)[0]
+
+
+# ------------------------------------------------------------------ CEM
+def sequence_cost(model: LinearModel, s: Array, u: Array, goal: Array, r: float) -> Array:
+    """Cost (1) under ``model`` of action sequences u (P, K, H, m) from states s (P, n) to
+    goals (P, n), without the constant t = 0 term: (P, K)."""
+    x = np.broadcast_to(s[:, None], (*u.shape[:2], s.shape[1]))
+    cost = r * np.sum(u**2, axis=(2, 3))
+    for k in range(u.shape[2]):
+        x = x @ model.A.T + u[:, :, k] @ model.B.T + model.c
+        cost = cost + np.sum((x - goal[:, None]) ** 2, axis=-1)
     return cost
+
+
+class CEMPlanner:
+    """Receding-horizon cross-entropy planner on ``model`` for goals ``s_goal`` (P, n),
+    a :data:`Policy` for one closed-loop run of ``horizon`` steps (called with t = 0, 1,
+    ... in order): at step t it samples ``population`` sequences of the T − t remaining
+    actions per pair from N(mean, std²) (elementwise), keeps the ``elites`` cheapest by
+    :func:`sequence_cost`, refits mean and std on them, ``iterations`` times, and returns
+    the first action of the final mean; the rest of that mean starts step t + 1, with
+    the standard deviation back at ``std``. The first mean is 0. Draws come from ``rng``
+    alone."""
+
+    def __init__(self, model: LinearModel, s_goal: Array, horizon: int, r: float, *,
+                 population: int, elites: int, iterations: int, std: float,
+                 rng: np.random.Generator) -> None:
+        if not 1 <= elites <= population:
+            raise ValueError(f"elites = {elites}: between 1 and population = {population}")
+        self.model, self.goal, self.r = model, s_goal, r
+        self.population, self.elites, self.iterations = population, elites, iterations
+        self.std, self.rng, self.horizon = std, rng, horizon
+        self.mean = np.zeros((len(s_goal), horizon, model.B.shape[1]))  # (P, T − t, m)
+
+    def __call__(self, t: int, s: Array) -> Array:
+        if self.mean.shape[1] != self.horizon - t:
+            raise ValueError(f"step {t}: the planner runs its steps once, in order")
+        mean, std = self.mean, np.full_like(self.mean, self.std)
+        pairs, steps, m = mean.shape
+        rows = np.arange(pairs)[:, None]
+        for _ in range(self.iterations):
+            noise = self.rng.standard_normal((pairs, self.population, steps, m))
+            u = mean[:, None] + std[:, None] * noise  # (P, K, H, m)
+            cost = sequence_cost(self.model, s, u, self.goal, self.r)  # (P, K)
+            best = np.argpartition(cost, self.elites - 1, axis=1)[:, :self.elites]
+            elite = u[rows, best]  # (P, E, H, m)
+            mean, std = elite.mean(axis=1), elite.std(axis=1)
+        self.mean = mean[:, 1:]
+        return mean[:, 0]
+
+
+def reach_success(world: Any, z: Array, goal: Array, radius: float) -> tuple[Array, Array]:
+    """Final fingertip distance to the goal positions ``goal`` (P, 2), metres, of final
+    latents z (P, N) (inf where z is not finite: the planner diverged), and whether it
+    is within ``radius``: (distance (P,), success (P,) bool)."""
+    dist = np.full(len(z), np.inf)
+    ok = np.all(np.isfinite(z), axis=1)
+    if ok.any():
+        dist[ok] = np.linalg.norm(world.effector(z[ok]) - goal[ok], axis=1)
+    return dist, dist <= radius
 
 
 # ------------------------------------------------------------------ paths
@@ -178,9 +294,10 @@ def _identity(z: Array) -> Array:
 
 # ------------------------------------------------------------------ entry point
 def _streams(seed: int | np.random.Generator) -> dict[str, np.random.SeedSequence]:
-    """Three child streams of ``seed`` (an integer, or a generator such as
-    ``seeding.rng(run_seed, "planning")`` whose seed sequence is the root)."""
-    names = ("fit", "pairs", "noise")
+    """Child streams of ``seed`` (an integer, or a generator such as
+    ``seeding.rng(run_seed, "planning")`` whose seed sequence is the root), one per
+    purpose. Names are only ever appended, so an older stream's draws never change."""
+    names = ("fit", "pairs", "noise", "cem")
     if isinstance(seed, np.random.Generator):
         root = seed.bit_generator.seed_seq
     else:
@@ -203,33 +320,75 @@ def _run(world: Any, ss: np.random.SeedSequence) -> Callable[[Array, Array], Arr
 
 
 def plan_metrics(encode: Callable[[Any], Array], world: Any, cfg: PlanConfig | None = None,
-                 *, seed: int | np.random.Generator, **fields: Any) -> dict[str, float]:
+                 *, seed: int | np.random.Generator,
+                 random_encode: Callable[[Any], Array] | None = None,
+                 **fields: Any) -> dict[str, float | None]:
     """plan_regret (median), plan_regret_p90 and plan_interp_ratio (median) of the
     encoder ``encode`` (observations -> (M, n) latents) on the controlled ``world``
     (``sample_latents``, ``step``, ``observe``, ``action_dim``); ``fields`` override
-    ``cfg``. Random draws come from ``seed`` alone."""
+    ``cfg``. Where the world has a reach task (``world.has_task``, with ``effector`` and
+    ``reach_radius``) the ``PLAN_TASK_KEYS`` follow (module docstring);
+    ``random_encode``, an untrained encoder of the same architecture, gives
+    ``plan_success_random`` (None without it). Random draws come from ``seed`` alone."""
     cfg = dataclasses.replace(cfg or PlanConfig(), **fields)
     ss = _streams(seed)
     z, u, z1 = _transitions(world, cfg, ss["fit"])
-    h, h1 = encode(world.observe(z)), encode(world.observe(z1))
+    x, x1 = world.observe(z), world.observe(z1)
+    h, h1 = encode(x), encode(x1)
     model_h, model_z = fit_linear_model(h, u, h1), fit_linear_model(z, u, z1)
     rng = np.random.default_rng(ss["pairs"])
     z0, zg = world.sample_latents(cfg.pairs, rng), world.sample_latents(cfg.pairs, rng)
-    h0, hg = encode(world.observe(z0)), encode(world.observe(zg))
+    xg = world.observe(zg)
+    h0, hg = encode(world.observe(z0)), encode(xg)
 
     def sense(zt: Array) -> Array:
         return encode(world.observe(zt))
 
     gains_h = lqr_gains(model_h, cfg.horizon, cfg.r)
     gains_z = lqr_gains(model_z, cfg.horizon, cfg.r)
-    cost = rollout(gains_h, model_h, sense, _run(world, ss["noise"]), z0, zg, hg, cfg.r)
-    best = rollout(gains_z, model_z, _identity, _run(world, ss["noise"]), z0, zg, zg, cfg.r)
+    cost, end_h = closed_loop(lqr_policy(gains_h, model_h, hg), sense,
+                              _run(world, ss["noise"]), z0, zg, cfg.horizon, cfg.r)
+    best, end_z = closed_loop(lqr_policy(gains_z, model_z, zg), _identity,
+                              _run(world, ss["noise"]), z0, zg, cfg.horizon, cfg.r)
     regret = cost / best - 1.0
     ratio = interp_ratios(h0, hg, z0, zg, h, z, model_z, steps=cfg.interp_steps, r=cfg.r,
                           knn=cfg.knn)
-    return {"plan_regret": _finite(np.median(regret)),
-            "plan_regret_p90": _finite(np.quantile(regret, 0.9)),
-            "plan_interp_ratio": _finite(np.median(ratio))}
+    out = {"plan_regret": _finite(np.median(regret)),
+           "plan_regret_p90": _finite(np.quantile(regret, 0.9)),
+           "plan_interp_ratio": _finite(np.median(ratio))}
+    if not getattr(world, "has_task", False):
+        return out
+    goal = world.effector(zg)
+    radius = float(world.reach_radius)
+
+    def success(end: Array) -> float:
+        return float(np.mean(reach_success(world, end, goal, radius)[1]))
+
+    def cem(model: LinearModel, sense_fn: Callable[[Array], Array], s_goal: Array) -> Array:
+        planner = CEMPlanner(model, s_goal, cfg.horizon, cfg.r,
+                             population=cfg.cem_population, elites=cfg.cem_elites,
+                             iterations=cfg.cem_iterations, std=cfg.cem_std,
+                             rng=np.random.default_rng(ss["cem"]))
+        return closed_loop(planner, sense_fn, _run(world, ss["noise"]), z0, zg,
+                           cfg.horizon, cfg.r)[1]
+
+    dist_h = reach_success(world, end_h, goal, radius)[0]
+    out.update(plan_success=success(end_h), plan_success_cem=success(cem(model_h, sense, hg)),
+               plan_success_z=success(end_z), plan_success_z_cem=success(cem(model_z,
+                                                                             _identity, zg)),
+               plan_success_random=None, plan_reach_dist=_finite(np.median(dist_h)),
+               plan_reach_radius=radius)
+    if random_encode is not None:
+        model_r = fit_linear_model(random_encode(x), u, random_encode(x1))
+
+        def sense_r(zt: Array) -> Array:
+            return random_encode(world.observe(zt))
+
+        gains_r = lqr_gains(model_r, cfg.horizon, cfg.r)
+        end_r = closed_loop(lqr_policy(gains_r, model_r, random_encode(xg)), sense_r,
+                            _run(world, ss["noise"]), z0, zg, cfg.horizon, cfg.r)[1]
+        out["plan_success_random"] = success(end_r)
+    return out
 
 
 def _finite(x) -> float | None:

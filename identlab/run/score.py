@@ -7,7 +7,9 @@ score uses the first ``eval.fit_fraction`` of the pairs (both views) to fit and 
 to score (:func:`identlab.measure.split.heldout_split`). With ``eval.plan.enabled`` the
 member also plans (design §8): ``plan_regret``, ``plan_regret_p90`` and
 ``plan_interp_ratio`` from the ``planning`` stream, on the world driven by actions
-(:class:`ControlledWorld`). With
+(:class:`ControlledWorld`), and where that world has a reach task (the Reacher) the
+success rates of ``PLAN_TASK_KEYS``, the untrained-encoder bound among them from an
+encoder of the member's architecture drawn from the ``random_encoder`` stream. With
 ``eval.attribution.enabled`` (the default) it adds the attribution keys (design §7,
 :func:`attribution_scores`) for every world, vector or pixel: they need only the held-out
 h already computed and the true z, so a rendered world costs no extra frames.
@@ -35,8 +37,9 @@ from identlab.measure.split import heldout_split
 from identlab.measure.thresholds import BULK_QUANTILE
 from identlab.world.control import ControlledWorld
 
-__all__ = ["score_member", "plan_scores", "attribution_scores", "attribution_setting",
-           "target_scores", "grid_latents", "SCATTER_POINTS", "TIMING_KEYS", "TARGET_KEYS"]
+__all__ = ["score_member", "plan_scores", "random_embedding", "attribution_scores",
+           "attribution_setting", "target_scores", "grid_latents", "SCATTER_POINTS",
+           "TIMING_KEYS", "TARGET_KEYS"]
 
 # The scores against the theorem's target (World.theorem_target) every record carries.
 TARGET_KEYS = ("theorem_target", "r2_target", "cca_target", "procrustes_target",
@@ -69,6 +72,7 @@ def score_member(cfg, world, embed: Embed) -> tuple[dict, dict | None]:
                               cfg.eval.fit_fraction, cfg.eval.knn))
     if world.mixer.rendered:
         out["wrap_fraction"] = world.mixer.wrap.get("eval")
+        out["train_frames"] = world.mixer.info()["train_frames"]
     if cfg.eval.grid:
         out.update(_grid_scores(cfg, world, embed))
     if cfg.eval.plan.enabled:
@@ -112,17 +116,39 @@ def _grid_scores(cfg, world, embed: Embed) -> dict:
 def plan_scores(cfg, world, embed: Embed) -> dict:
     """The planning metrics of one member (design §8), seeded from the ``planning``
     stream; rendered worlds use the ``rendered_*`` budget and add ``plan_frames_per_s``
-    (frames rendered per second of the whole evaluation) and ``plan_frames``."""
+    (frames rendered per second of the whole evaluation) and ``plan_frames``, the frames
+    the controlled world rendered: 2·transitions + pairs·(horizon + 2), plus, with a
+    reach task, 2·pairs·horizon for the closed loops of CEM on h and of the untrained
+    encoder (:func:`random_embedding`)."""
     plan = cfg.eval.plan.for_world(world.mixer.rendered)
     t0 = time.perf_counter()
     with ControlledWorld(world, plan) as controlled:
-        out = plan_metrics(embed, controlled, plan, seed=seeding.rng(cfg.seed, "planning"))
+        rand = random_embedding(cfg) if controlled.has_task else None
+        out = plan_metrics(embed, controlled, plan, seed=seeding.rng(cfg.seed, "planning"),
+                           random_encode=rand)
+        frames = controlled.frames
     out["plan_s"] = round(time.perf_counter() - t0, 3)
     if world.mixer.rendered:
-        frames = 2 * plan.transitions + plan.pairs * (plan.horizon + 2)
         out["plan_frames"] = frames
         out["plan_frames_per_s"] = round(frames / max(out["plan_s"], 1e-9), 1)
     return out
+
+
+def random_embedding(cfg) -> Embed:
+    """An untrained encoder of the member's architecture (``cfg.learner.encoder``) as a
+    callable x -> h, its weights drawn from the run's ``random_encoder`` stream (not the
+    ``init`` stream the trained encoder started from), evaluated on the CPU: the
+    planning bound of an encoder that learned nothing (``plan_success_random``)."""
+    from identlab.learn.encoders import stack_params
+    from identlab.learn.learner import Learner
+    from identlab.run.program import embed  # imported here: program imports this module
+    from identlab.sizes import obs_dim
+
+    learner = Learner.build(cfg.learner, obs_dim(cfg.world), cfg.world.dim)
+    g = seeding.torch_generator(cfg.seed, "random_encoder")
+    params = stack_params([learner.encoder.init(g)])
+    dev = torch.device("cpu")
+    return lambda x: embed(learner, params, 0, x, dev)
 
 
 def attribution_setting(cfg) -> dict | None:

@@ -55,7 +55,7 @@ __all__ = ["heatmap", "line", "trajectory", "scatter", "bound", "versus", "save"
            "describe_overlaps", "threshold_label", "OverlapWarning"]
 
 DPI = 120
-UNIT_RE = re.compile(r"^(nl_)?(r2|cca|mcc)|_rate$|^bound_holds$")
+UNIT_RE = re.compile(r"^(nl_)?(r2|cca|mcc)|_rate$|^bound_holds$|^plan_success")
 EXPANDED_RE = re.compile(r"^(?P<key>.+)\[(?P<i>\d+)\]$")
 CMAP = "viridis"
 

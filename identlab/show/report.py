@@ -61,7 +61,9 @@ __all__ = ["load_records", "records_frame", "write_report", "write_index", "repo
            "describe_versus",
            "cell_table", "plot_id", "TABLE_METRICS", "DEFAULT_THRESHOLD"]
 
-PLAN_TABLE_METRICS = ("plan_regret", "plan_interp_ratio")  # shown where runs planned
+# shown where runs planned (the plan_success keys only where the world has a reach task)
+PLAN_TABLE_METRICS = ("plan_regret", "plan_interp_ratio", "plan_success", "plan_success_cem",
+                      "plan_success_z", "plan_success_random")
 # shown where records carry attribution keys (design §7), with a verdict column
 ATTRIBUTION_TABLE_METRICS = ("r2_target", "r2_hz_gauss", "loss_learned", "loss_rotation",
                              "loss_alternative")

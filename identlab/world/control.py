@@ -10,6 +10,13 @@ in latent units, b = ``action_scale``. For the ``reacher`` mixer u is a joint-an
 increment in radians: θ = scale·z, so θ' = θ + action_scale·u and b = action_scale/scale;
 its observations are frames rendered on the fly by one renderer that loads once
 (:class:`identlab.pixels.LiveRenderer`), which also reports the pose it last set.
+
+A world **has a task** (:func:`has_task`) when its mixer is rendered and knows what an
+action is (the Reacher): then the controlled world also exposes the effector the task is
+about, ``effector(z)`` (the fingertip's x–y position in metres, by kinematics, nothing
+rendered) and ``reach_radius`` (the distance under which the effector has reached a goal
+position), both read from the live renderer's scene. ``frames`` counts the observations
+rendered so far (a rendered world's cost).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import numpy as np
 from identlab.core.registry import MIXERS
 from identlab.core.schema import ConfigError
 
-__all__ = ["ControlSpec", "ControlledWorld", "controls", "control_problem"]
+__all__ = ["ControlSpec", "ControlledWorld", "controls", "control_problem", "has_task"]
 
 
 def controls() -> dict[str, str]:
@@ -29,6 +36,13 @@ def controls() -> dict[str, str]:
     ``control``); vector mixers all do: u moves z."""
     return {k: MIXERS.get(k).control for k in MIXERS.kinds()
             if MIXERS.get(k).rendered and MIXERS.get(k).control}
+
+
+def has_task(mixer: type) -> bool:
+    """Whether worlds of this mixer class carry a reach task for planning: a rendered
+    mixer that knows what an action is (its ``control``), whose live renderer reports the
+    effector's position (``fingertip``) and the reach radius. Vector mixers have none."""
+    return bool(getattr(mixer, "rendered", False) and getattr(mixer, "control", None))
 
 
 class ControlSpec(Protocol):
@@ -70,6 +84,8 @@ class ControlledWorld:
         self.dim = world.dim
         self.action_dim = world.dim
         self.gain = type(mixer).action_gain(mixer.params, self.cfg.action_scale)  # B = b·I
+        self.has_task = has_task(type(mixer))
+        self.frames = 0  # observations rendered so far (rendered worlds)
         self._renderer = None
 
     @property
@@ -98,16 +114,43 @@ class ControlledWorld:
         mixer = self.world.mixer
         if not mixer.rendered:
             return self.world.observe(np.asarray(z, dtype=np.float64))
+        frames = self._live()(mixer.angles(z))
+        self.frames += len(frames)
+        return frames
+
+    def _live(self):
+        """The live renderer, loaded on first use (rendered worlds only)."""
         if self._renderer is None:
             from identlab.world.pixels import LiveRenderer
 
-            self._renderer = LiveRenderer(mixer.params)
-        return self._renderer(mixer.angles(z))
+            self._renderer = LiveRenderer(self.world.mixer.params)
+        return self._renderer
 
     @property
     def renderer(self):
         """The live renderer (reacher), or None before the first observation."""
         return self._renderer
+
+    def effector(self, z: np.ndarray) -> np.ndarray:
+        """The task's effector at latents z (n, N): the fingertip's x–y position (n, 2) in
+        metres at the joint angles θ = scale·z, by kinematics (nothing is rendered, nothing
+        counted in ``frames``). Only for worlds with a task (:func:`has_task`)."""
+        self._need_task("effector")
+        return self._live().fingertip(self.world.mixer.angles(z))
+
+    @property
+    def reach_radius(self) -> float:
+        """The distance (metres) under which the effector has reached a goal position:
+        the renderer's target geom size plus its finger geom size, dm_control Reacher's
+        own success test (the renderer's scene never resets the task, so the target keeps
+        the size of the model's XML)."""
+        self._need_task("reach_radius")
+        return float(self._live().reach_radius)
+
+    def _need_task(self, what: str) -> None:
+        if not self.has_task:
+            raise ValueError(f"{what}: the {self.world.mixer.kind!r} world has no task "
+                             "(only rendered worlds with a notion of control do)")
 
     def close(self) -> None:
         if self._renderer is not None:
