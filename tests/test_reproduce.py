@@ -472,3 +472,27 @@ def test_target_findings_name_which_worlds_test_the_converse():
                               "non-rotation optimum 1/1")
     assert rp.target_findings(None) == [] and rp.target_findings(df.drop(
         columns="theorem_target")) == []
+
+
+def test_reacher_row_sits_beside_the_paper_with_the_settings_that_differ():
+    """The paper page's Reacher row: identlab's Gaussian OU cells at ρ 0.99 (mean ± seed
+    std over its seeds, other cells ignored) beside the paper's ≈ 0.95, naming each
+    setting that differs from the paper's, and the other protocol's rates flagged as not
+    comparable."""
+    base = {"status": "ok", "cfg.world.latent.kind": "gaussian",
+            "cfg.world.dynamics.kind": "ou", "cfg.world.mixer.size": 32,
+            "cfg.world.mixer.pairs": 30000, "cfg.train.steps": 6000, "cfg.train.batch": 128,
+            "verdict": "recovered", "loss_learned": 0.02, "loss_rotation": 0.02}
+    rows = pd.DataFrame([{**base, "cfg.world.dynamics.rho": 0.99, "r2_hz": 0.90},
+                         {**base, "cfg.world.dynamics.rho": 0.99, "r2_hz": 0.94},
+                         {**base, "cfg.world.dynamics.rho": 0.7, "r2_hz": 0.10},
+                         {**base, "cfg.world.dynamics.rho": 0.99, "r2_hz": 0.0,
+                          "cfg.world.latent.kind": "laplace",
+                          "cfg.world.dynamics.kind": "laplace_ar"}])
+    text = "\n".join(rp._reacher_rows(rows))
+    assert "0.920 ± 0.028 (2 seeds)" in text  # sample std of (0.90, 0.94)
+    for part in ("size 32 (paper 64)", "pairs 30000 (paper 100000)",
+                 "steps 6000 (paper 39063)", "batch 128 (paper 256)", "recovered 2/2"):
+        assert part in text
+    assert rp._reacher_rows(rows[rows["cfg.world.dynamics.rho"] == 0.7]) == []
+    assert "different protocol" in "\n".join(rp._reacher_section("/nonexistent"))
