@@ -63,7 +63,7 @@ def size_estimates(cfg: RunConfig) -> list[tuple[str, int]]:
             4 * plan.transitions * row if plan.enabled else 0),
            (f"eval.plan.{prefix}pairs", plan.pairs * plan.horizon * (n * n + 4 * n) * 8
             if plan.enabled else 0),
-           ("eval.plan.cem_population", _cem_bytes(cfg))]
+           ("eval.plan.cem_population", _cem_bytes(cfg, plan))]
     init = cfg.learner.init
     if init.supervised:
         out.append(("learner.init.pool", 2 * init.pool * 8 * (obs + 2 * n)))
@@ -75,17 +75,16 @@ def size_estimates(cfg: RunConfig) -> list[tuple[str, int]]:
     return out
 
 
-def _cem_bytes(cfg: RunConfig) -> int:
+def _cem_bytes(cfg: RunConfig, plan) -> int:
     """The cross-entropy planner's samples of one iteration (worlds with a reach task):
     actions and their noise, (pairs, population, horizon, dim) each, and the predicted
-    states and costs, float64."""
+    states and costs, float64; ``plan`` is the budget the world uses (``for_world``)."""
     from identlab.world.control import has_task
 
-    plan, cls = cfg.eval.plan, MIXERS.get(cfg.world.mixer.kind)
-    if not (plan.enabled and has_task(cls)):
+    if not (plan.enabled and has_task(MIXERS.get(cfg.world.mixer.kind))):
         return 0
-    pairs, n = plan.for_world(cls.rendered).pairs, cfg.world.dim
-    return 8 * pairs * plan.cem_population * (2 * plan.horizon * n + 2 * n + 1)
+    n = cfg.world.dim
+    return 8 * plan.pairs * plan.cem_population * (2 * plan.horizon * n + 2 * n + 1)
 
 
 def check_sizes(cfg: RunConfig) -> None:

@@ -78,7 +78,7 @@ PROBE_POSE = (0.7, -1.1)  # shoulder, wrist (radians) of the probe frame
 
 class _Renderer:
     """One process's Reacher scene; renders frames of given joint angles in one of the
-    ``render`` modes (:data:`identlab.world.mixers.RENDER_MODES`):
+    ``render`` modes (``world.mixer.render``, :class:`identlab.world.mixers.Reacher`):
 
     - ``full``: dm_control's ``physics.render`` after ``reset_context`` (full forward
       dynamics), with every lighting effect of the scene;
@@ -105,23 +105,22 @@ class _Renderer:
             raise _backend_error(backend, e) from None
         self._fast: dict[int, object] = {}  # frame side -> its one mujoco.Renderer
         try:
+            import mujoco
+
+            self._mj = mujoco
             self.physics = suite.load("reacher", "hard", task_kwargs={"random": 0}).physics
+            named = self.physics.named.model
+            self._qpos = (int(named.jnt_qposadr["shoulder"]), int(named.jnt_qposadr["wrist"]))
             if mode == "full":
                 self.physics.render(8, 8, camera_id=0)  # probe the GL context now
             else:
-                import mujoco
-
-                self._mj = mujoco
-                named = self.physics.named.model
-                self._qpos = (int(named.jnt_qposadr["shoulder"]),
-                              int(named.jnt_qposadr["wrist"]))
                 self._fast_renderer(32)
         except ConfigError:
             raise
         except Exception as e:
             raise _backend_error(backend, e) from None
 
-    # ---- fast mode ----------------------------------------------------------
+    # ---- fast mode (and positions) ------------------------------------------
     def _fast_renderer(self, size: int):
         r = self._fast.get(size)
         if r is None:
@@ -135,6 +134,8 @@ class _Renderer:
         return r
 
     def _pose(self, shoulder: float, wrist: float) -> None:
+        """Set the joint angles with zero velocities and recompute position kinematics
+        (body, geom and camera poses) only."""
         mj, m, d = self._mj, self.physics.model.ptr, self.physics.data.ptr
         d.qpos[self._qpos[0]] = shoulder
         d.qpos[self._qpos[1]] = wrist
@@ -176,20 +177,12 @@ class _Renderer:
     def positions(self, theta: np.ndarray, bodies=("hand", "finger")) -> dict:
         """World x–y positions (metres) of ``bodies`` at joint angles theta (n, 2), by
         position kinematics alone (nothing is rendered): {body: (n, 2)}."""
-        import mujoco
-
-        p = self.physics
-        m, d = p.model.ptr, p.data.ptr
-        named = p.named.model
-        adr = (int(named.jnt_qposadr["shoulder"]), int(named.jnt_qposadr["wrist"]))
-        ids = {b: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in bodies}
+        xpos = self.physics.named.data.xpos
         out = {b: np.empty((len(theta), 2)) for b in bodies}
         for i, (shoulder, wrist) in enumerate(np.asarray(theta, dtype=np.float64)):
-            d.qpos[adr[0]], d.qpos[adr[1]] = shoulder, wrist
-            d.qvel[:] = 0.0
-            mujoco.mj_kinematics(m, d)
-            for b, j in ids.items():
-                out[b][i] = d.xpos[j, :2]
+            self._pose(shoulder, wrist)
+            for b in bodies:
+                out[b][i] = xpos[b][:2]
         return out
 
     def close(self) -> None:
